@@ -1,0 +1,67 @@
+"""One entry point to read or write any supported file, with its format sniffed when not given."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .column import read_column, write_column
+from .errors import DataError
+from .jsonl import read_jsonl, write_jsonl
+from .lines import LineRepairs, read_lines
+from .rawtext import read_text, write_text
+from .report import ReadReport
+from .sentence import Sentence
+
+FORMATS = ("column", "jsonl", "text")
+_TAG = re.compile(r"^(O|[BIMES][-_]\S+)?$")
+
+
+def sniff_format(path: str | Path) -> str:
+    """'jsonl', 'column' or 'text', judged from the file name and its first non-blank line."""
+    path = Path(path)
+    if path.suffix.lower() in (".json", ".jsonl"):
+        return "jsonl"
+    if path.is_dir():
+        raise DataError("is a directory: expected a file here", path)
+    for _, line in read_lines(path, LineRepairs()):
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("{"):
+            return "jsonl"
+        fields = line.split("\t") if "\t" in line else line.split(" ")
+        if len(fields) >= 2 and _TAG.match(fields[-1]) and len(fields[0]) <= 4:
+            return "column"
+        return "text"
+    raise DataError("the file is empty: expected sentences", path)
+
+
+def read_file(
+    path: str | Path,
+    fmt: str | None = None,
+    report: ReadReport | None = None,
+    max_len: int | None = None,
+) -> Iterator[Sentence]:
+    """Stream the sentences of ``path``; ``max_len`` caps raw-text sentences only."""
+    fmt = fmt or sniff_format(path)
+    report = report if report is not None else ReadReport(str(path))
+    if fmt == "column":
+        return read_column(path, report)
+    if fmt == "jsonl":
+        return read_jsonl(path, report)
+    if fmt == "text":
+        return read_text(path, max_len, report)
+    raise DataError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}", path)
+
+
+def write_file(sentences: Sequence[Sentence], path: str | Path, fmt: str, scheme: str = "bioes") -> None:
+    """Write sentences as ``fmt``; ``scheme`` applies to column files."""
+    if fmt == "column":
+        write_column(sentences, path, scheme)
+    elif fmt == "jsonl":
+        write_jsonl(sentences, path)
+    elif fmt == "text":
+        write_text(sentences, path)
+    else:
+        raise DataError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}", path)

@@ -1,0 +1,71 @@
+"""Reading text files line by line, whatever their age: CRLF, CESU-8 emoji, stray bytes, NULs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import DataError
+
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+@dataclass
+class LineRepairs:
+    """What reading had to fix, by line number, so that it can be reported rather than hidden."""
+
+    cesu8_lines: list[int] = field(default_factory=list)
+    """Lines whose emoji were stored as surrogate pairs (CESU-8) and were joined back."""
+    replaced_lines: list[int] = field(default_factory=list)
+    """Lines with bytes that are not UTF-8 at all, replaced by U+FFFD."""
+
+    def as_counts(self) -> dict[str, int]:
+        counts = {
+            "CESU-8 surrogate pairs joined into one character (lines)": len(self.cesu8_lines),
+            "invalid UTF-8 bytes replaced by U+FFFD (lines)": len(self.replaced_lines),
+        }
+        return {k: v for k, v in counts.items() if v}
+
+
+def decode_line(raw: bytes, lineno: int, repairs: LineRepairs) -> str:
+    """One line's bytes as text: UTF-8, else CESU-8 surrogate pairs joined, else U+FFFD."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    text = raw.decode("utf-8", errors="surrogatepass") if _decodes_surrogates(raw) else None
+    if text is not None:
+        joined = _SURROGATE_PAIR.sub(lambda m: m.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le"), text)
+        if not any("\ud800" <= ch <= "\udfff" for ch in joined):
+            repairs.cesu8_lines.append(lineno)
+            return joined
+    repairs.replaced_lines.append(lineno)
+    return raw.decode("utf-8", errors="replace")
+
+
+def _decodes_surrogates(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8", errors="surrogatepass")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def read_lines(path: str | Path, repairs: LineRepairs | None = None) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` for each line of ``path``, line endings (LF or CRLF) removed.
+
+    Streams: one line in memory at a time. A NUL byte means the file is not text and stops
+    reading with a ``DataError`` that names the line.
+    """
+    repairs = repairs if repairs is not None else LineRepairs()
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - the error must name the file; the with-block follows
+    except OSError as err:
+        raise DataError(f"cannot open: {err.strerror or err}", path) from None
+    with handle:
+        for lineno, raw in enumerate(handle, start=1):
+            if b"\x00" in raw:
+                raise DataError("contains a NUL byte: expected a text file (UTF-8), this looks binary", path, lineno)
+            yield lineno, decode_line(raw.rstrip(b"\n").rstrip(b"\r"), lineno, repairs)

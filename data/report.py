@@ -1,0 +1,62 @@
+"""What a reader saw in a file: its format, its scheme, and every repair it made."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .lines import LineRepairs
+from .schemes import Normalised, describe_repairs, detect_scheme
+
+
+@dataclass
+class ReadReport:
+    """Filled in while a file is read; final once the reader's iterator is exhausted."""
+
+    path: str
+    format: str = ""
+    """'column', 'jsonl', 'text' or 'peoples-daily'."""
+    scheme: str | None = None
+    """The tag scheme detected in a labeled file: 'bio', 'bioes' or 'bmes'."""
+    sentences: int = 0
+    labeled: int = 0
+    details: dict[str, str] = field(default_factory=dict)
+    """Format specifics worth telling a user: separator, token style, ..."""
+    lines: LineRepairs = field(default_factory=LineRepairs)
+    repairs: dict[str, int] = field(default_factory=dict)
+    """Conventional fixes made, e.g. ``{'I-PER -> B-PER': 3, 'empty tag -> O': 57}``."""
+    prefixes: set[str] = field(default_factory=set)
+    _bio: Counter = field(default_factory=Counter, repr=False)
+    _bioes: Counter = field(default_factory=Counter, repr=False)
+    _other: Counter = field(default_factory=Counter, repr=False)
+
+    def count_tags(self, raw_tags: list[str], normalised: Normalised) -> None:
+        """Note the raw prefixes and both readings' repairs of one sentence."""
+        self.prefixes.update(tag[0] for tag in raw_tags if tag != "O")
+        self._bio.update(normalised.repairs_bio)
+        self._bioes.update(normalised.repairs_bioes)
+
+    def count(self, repair: str, n: int = 1) -> None:
+        self._other[repair] += n
+
+    def finish(self) -> None:
+        """Settle the scheme and keep the repairs that match it."""
+        if self.prefixes:
+            self.scheme = detect_scheme(self.prefixes)
+        tag_repairs = self._bio if self.scheme == "bio" else self._bioes
+        self.repairs = {
+            **describe_repairs(tag_repairs, self.scheme or "bioes"),
+            **dict(self._other.most_common()),
+            **self.lines.as_counts(),
+        }
+
+    def as_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "scheme": self.scheme,
+            "sentences": self.sentences,
+            "labeled": self.labeled,
+            "details": self.details,
+            "repairs": self.repairs,
+        }

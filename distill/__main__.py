@@ -1,0 +1,5 @@
+"""``python -m distill`` runs the command line."""
+
+from .cli import main
+
+main()

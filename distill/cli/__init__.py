@@ -1,0 +1,75 @@
+"""The ``distill`` command line: verbs over artefacts on disk.
+
+Subcommands are imported only when run, so ``distill --help`` is quick and a command that needs
+no torch never imports it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from .. import __version__
+
+# name -> "module:attribute", relative to this package
+COMMANDS = {
+    "data": ".data_commands:data",
+}
+
+# Errors whose message is the whole story for a user: shown as one paragraph, no traceback.
+USER_ERRORS = ("data.errors:DataError", "distill.errors:DistillError")
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    types = []
+    for spec in USER_ERRORS:
+        module, name = spec.split(":")
+        types.append(getattr(importlib.import_module(module), name))
+    return (*types, OSError)
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands live in modules imported on first use."""
+
+    def __init__(self, *args, lazy: dict[str, str] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attr = self.lazy[name].split(":")
+            return getattr(importlib.import_module(module, __package__), attr)
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except _user_error_types() as err:
+            if ctx.find_root().params.get("debug"):
+                raise
+            message = str(err)
+            if isinstance(err, OSError) and err.filename:
+                message = f"{err.filename}: {err.strerror}"
+            raise click.ClickException(message + "\n(run with --debug for a traceback)") from None
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="distill")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-paragraph errors.")
+def cli(debug: bool) -> None:
+    """Distil a BERT-CRF Chinese NER teacher into a fast character BiLSTM-CRF student.
+
+    Commands are verbs over artefacts on disk: each writes a directory that later commands
+    take as an argument. Run `distill COMMAND --help` for each command's options; start with
+    `distill data stats PATH` to check a corpus.
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="distill"))
