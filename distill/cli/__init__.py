@@ -16,6 +16,10 @@ from .. import __version__
 # name -> "module:attribute", relative to this package
 COMMANDS = {
     "data": ".data_commands:data",
+    "teacher-train": ".teacher_commands:teacher_train",
+    "teacher-cache": ".teacher_commands:teacher_cache",
+    "evaluate": ".model_commands:evaluate",
+    "predict": ".model_commands:predict",
 }
 
 # Errors whose message is the whole story for a user: shown as one paragraph, no traceback.

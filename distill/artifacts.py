@@ -1,0 +1,132 @@
+"""Model directories: ``config.json`` + ``model.safetensors``, written atomically, verified on load.
+
+Teacher and student directories share this format. ``config.json`` says what the model is
+(``kind``, labels, architecture, how it was trained) and records the versions that wrote it and
+the SHA-256 of ``model.safetensors``; loading checks both and says plainly what is wrong.
+No pickle is ever written or read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DistillError
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader (or a kill) never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, record: Mapping) -> None:
+    atomic_write(path, (json.dumps(record, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str | None]:
+    out = {}
+    for name in ("distill", "torch", "transformers", "safetensors"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def save_tensors(path: Path, tensors: Mapping[str, np.ndarray], metadata_: Mapping[str, str] | None = None) -> str:
+    """Atomically write numpy arrays as safetensors; returns the file's SHA-256."""
+    from safetensors.numpy import save
+
+    data = save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=dict(metadata_ or {}))
+    atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_tensors(path: Path) -> dict[str, np.ndarray]:
+    """Numpy arrays of a safetensors file; a truncated or corrupt file is a :class:`DistillError`."""
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise DistillError(f"{path} is missing")
+    try:
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for bad headers and sizes
+        raise DistillError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from None
+
+
+def write_model_dir(directory: Path, config: Mapping, tensors: Mapping[str, np.ndarray]) -> dict:
+    """Write weights then config (the config last: a directory with a config is complete)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = save_tensors(directory / WEIGHTS, tensors)
+    full = {**config, "format_version": FORMAT_VERSION, "weights_sha256": digest, "written_by": versions()}
+    atomic_write_json(directory / CONFIG, full)
+    return full
+
+
+def read_config(directory: Path) -> dict:
+    """The config of a model directory, or a :class:`DistillError` saying what is missing or wrong."""
+    directory = Path(directory)
+    path = directory / CONFIG
+    if not directory.is_dir():
+        raise DistillError(f"{directory} is not a model directory (expected a folder with {CONFIG} and {WEIGHTS})")
+    if not path.is_file():
+        raise DistillError(f"{path} is missing: {directory} is not a complete model directory")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DistillError(f"{path} is not valid JSON ({err}); the model directory is corrupt") from None
+    if not isinstance(config, dict) or "kind" not in config:
+        raise DistillError(f"{path} does not describe a distill model (no 'kind')")
+    return config
+
+
+def read_model_dir(directory: Path, verify: bool = True) -> tuple[dict, dict[str, np.ndarray]]:
+    """(config, weights) of a model directory; checks the weights against the recorded SHA-256."""
+    directory = Path(directory)
+    config = read_config(directory)
+    weights_path = directory / WEIGHTS
+    if not weights_path.is_file():
+        raise DistillError(f"{weights_path} is missing: {directory} is not a complete model directory")
+    if verify and config.get("weights_sha256") and sha256_file(weights_path) != config["weights_sha256"]:
+        raise DistillError(
+            f"{weights_path} does not match the checksum recorded in {CONFIG}: the weights were changed "
+            "or damaged after they were written; retrain or restore the directory"
+        )
+    return config, load_tensors(weights_path)
+
+
+def fingerprint(config: Mapping) -> str:
+    """A short identity of a model: its weights' hash and its config (less volatile fields)."""
+    stable = {k: v for k, v in config.items() if k not in ("written_by", "metrics", "training")}
+    text = json.dumps(stable, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,143 @@
+"""The emission cache: what the teacher said about every sentence, on disk, for the student.
+
+A cache directory holds ``index.json`` and shards ``shard-00000.safetensors``, ... Each shard
+stores a run of sentences, flat:
+
+=============  ===============  ==================================================
+tensor         shape, dtype     meaning
+=============  ===============  ==================================================
+``chars``      [N] int32        the characters, as Unicode code points
+``offsets``    [S + 1] int64    sentence i is ``chars[offsets[i]:offsets[i + 1]]``
+``source``     [S] int32        index into the index's ``sources``
+``gold``       [N] int16        gold label index, -1 where the sentence is unlabeled
+``emissions``  [N, K] float16   the teacher's emission scores
+``marginals``  [N, K] float16   the teacher's CRF marginals p(tag | sentence)
+``viterbi``    [N] int16        the teacher's best path
+=============  ===============  ==================================================
+
+``index.json`` records the teacher's fingerprint and labels, each source's path, SHA-256 and
+sentence count, the shard size and the shard list. A shard file appears only once complete
+(written to a temporary name, then renamed), so an interrupted build resumes from the shards
+present; a cache built by another teacher or from changed sources is refused, never mixed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import atomic_write_json, load_tensors, save_tensors
+from .errors import DistillError
+
+INDEX = "index.json"
+FORMAT_VERSION = 1
+
+
+def shard_name(number: int) -> str:
+    return f"shard-{number:05d}.safetensors"
+
+
+def read_index(directory: Path) -> dict:
+    path = Path(directory) / INDEX
+    if not path.is_file():
+        raise DistillError(f"{path} is missing: {directory} is not an emission cache (run distill teacher-cache)")
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DistillError(f"{path} is not valid JSON ({err}); the cache is corrupt") from None
+    if index.get("format_version") != FORMAT_VERSION:
+        raise DistillError(f"{path}: cache format {index.get('format_version')}, this distill reads {FORMAT_VERSION}")
+    return index
+
+
+def write_index(directory: Path, index: dict) -> None:
+    atomic_write_json(Path(directory) / INDEX, {**index, "format_version": FORMAT_VERSION})
+
+
+def check_compatible(existing: dict, planned: dict, directory: Path) -> None:
+    """Refuse to add to a cache made by another teacher or from other sources."""
+    if existing["teacher"]["fingerprint"] != planned["teacher"]["fingerprint"]:
+        raise DistillError(
+            f"{directory} was built by teacher {existing['teacher']['fingerprint']} "
+            f"({existing['teacher'].get('path')}), not by this one ({planned['teacher']['fingerprint']}): "
+            "caches are never mixed; write to a new directory or pass --overwrite"
+        )
+    before = [(s["path"], s["sha256"], s.get("part"), s.get("max_len")) for s in existing["sources"]]
+    now = [(s["path"], s["sha256"], s.get("part"), s.get("max_len")) for s in planned["sources"]]
+    if before != now or existing["shard_size"] != planned["shard_size"]:
+        raise DistillError(
+            f"{directory} was built from other sources or settings ({[b[0] for b in before]}); "
+            "a changed source would mix two corpora: write to a new directory or pass --overwrite"
+        )
+
+
+def write_shard(directory: Path, number: int, arrays: dict[str, np.ndarray]) -> None:
+    """Write one shard atomically: it exists under its name only once complete."""
+    save_tensors(Path(directory) / shard_name(number), arrays)
+
+
+@dataclass
+class CachedCorpus:
+    """A whole cache in memory, flat; ``sentence(i)`` slices one sentence out."""
+
+    labels: list[str]
+    sources: list[dict]
+    chars: np.ndarray
+    offsets: np.ndarray
+    source: np.ndarray
+    gold: np.ndarray
+    emissions: np.ndarray
+    marginals: np.ndarray
+    viterbi: np.ndarray
+    teacher: dict
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def text(self, i: int) -> str:
+        return "".join(map(chr, self.chars[self.offsets[i] : self.offsets[i + 1]]))
+
+    def span(self, i: int) -> slice:
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+    def labeled(self, i: int) -> bool:
+        return self.sources[int(self.source[i])]["kind"] == "labeled"
+
+    def indices(self, kind: str) -> list[int]:
+        """Sentences from 'labeled' or 'unlabeled' sources."""
+        wanted = {n for n, s in enumerate(self.sources) if s["kind"] == kind}
+        return [i for i in range(len(self)) if int(self.source[i]) in wanted]
+
+
+def iter_shards(directory: Path, index: dict) -> Iterator[dict[str, np.ndarray]]:
+    for shard in index["shards"]:
+        path = Path(directory) / shard["file"]
+        if not path.is_file():
+            raise DistillError(f"{path} is missing: the cache is incomplete (rerun distill teacher-cache --resume)")
+        yield load_tensors(path)
+
+
+def load_cache(directory: Path) -> CachedCorpus:
+    """Every shard of a complete cache, concatenated."""
+    directory = Path(directory)
+    index = read_index(directory)
+    if not index.get("complete"):
+        raise DistillError(f"{directory} is an unfinished cache: rerun distill teacher-cache with --resume")
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("chars", "offsets", "source", "gold", "emissions", "marginals", "viterbi")
+    }
+    base = 0
+    for shard in iter_shards(directory, index):
+        for key, values in parts.items():
+            value = shard[key]
+            if key == "offsets":
+                value = value[:-1] + base
+                base += int(shard["offsets"][-1])
+            values.append(value)
+    parts["offsets"].append(np.array([base], dtype=np.int64))
+    joined = {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+    return CachedCorpus(labels=list(index["labels"]), sources=index["sources"], teacher=index["teacher"], **joined)

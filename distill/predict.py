@@ -1,0 +1,47 @@
+"""From raw text to entities with character offsets, for any tagger (teacher or student).
+
+Text is split at sentence ends (and capped in length), each piece tagged, and every entity's
+offsets mapped back into the original string: ``text[start:end] == entity.text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from data import split_sentences, tags_to_spans
+
+from .training import tag_in_batches
+
+
+@dataclass(frozen=True)
+class Entity:
+    type: str
+    text: str
+    start: int
+    """Offset of the first character in the input text."""
+    end: int
+    """Offset one past the last character (``text[start:end]``)."""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def predict_entities(
+    texts: Sequence[str],
+    tag_ids: Callable[[list[str]], list[list[int]]],
+    labels: Sequence[str],
+    max_len: int | None = None,
+    batch_size: int = 64,
+) -> list[list[Entity]]:
+    """Entities of each text. ``tag_ids`` tags a batch of non-empty strings with label indices."""
+    pieces: list[tuple[int, int, str]] = []  # (text index, offset of the piece, piece)
+    for i, text in enumerate(texts):
+        pieces.extend((i, start, text[start:end]) for start, end in split_sentences(text, max_len))
+    tagged = tag_in_batches(tag_ids, [p[2] for p in pieces], batch_size)
+    entities: list[list[Entity]] = [[] for _ in texts]
+    for (i, offset, _), ids in zip(pieces, tagged):
+        for span in tags_to_spans([labels[k] for k in ids]):
+            start, end = offset + span.start, offset + span.end
+            entities[i].append(Entity(span.type, texts[i][start:end], start, end))
+    return entities

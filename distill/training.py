@@ -1,0 +1,132 @@
+"""What the teacher and student trainers share: seeding, devices, the epoch log, processes, evaluation.
+
+Small helpers, not a framework: each trainer's loop stays plain Python that reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from data import Sentence, bucket_batches
+
+from .metrics import EntityScores, entity_scores
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' is CUDA when present, else CPU; 'cuda' without a GPU is refused clearly."""
+    from .errors import DistillError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DistillError(f"--device {name}: CUDA is not available on this machine (use cpu or auto)")
+    return torch.device(name)
+
+
+class JsonlLog:
+    """One JSON object per line, flushed as written, so an interrupted run keeps its history."""
+
+    def __init__(self, path: Path, append: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not append:
+            self.path.write_text("")
+
+    def write(self, record: dict) -> None:
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def records(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place among those torchrun started (one process without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @classmethod
+    def from_env(cls) -> Processes:
+        return cls(
+            int(os.environ.get("RANK", "0")),
+            int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")),
+        )
+
+    def start(self, device: torch.device) -> None:
+        """Join the process group (gloo on CPU, nccl on CUDA) when running under torchrun."""
+        if self.distributed and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def stop(self) -> None:
+        if self.distributed and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+    def barrier(self) -> None:
+        if self.distributed:
+            torch.distributed.barrier()
+
+    def broadcast_flag(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank (e.g. 'stop early')."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([int(flag)])
+        torch.distributed.broadcast(value, src=0)
+        return bool(value.item())
+
+    def mean(self, value: float) -> float:
+        """The mean of ``value`` over ranks."""
+        if not self.distributed:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64)
+        torch.distributed.all_reduce(tensor)
+        return tensor.item() / self.world
+
+
+def tag_in_batches(
+    tag_ids: Callable[[list[str]], list[list[int]]], texts: Sequence[str], batch_size: int
+) -> list[list[int]]:
+    """``tag_ids`` over length-bucketed batches of ``texts``, results in the original order."""
+    results: list[list[int]] = [[] for _ in texts]
+    for batch in bucket_batches([len(t) for t in texts], batch_size):
+        for i, tags in zip(batch, tag_ids([texts[i] for i in batch])):
+            results[i] = tags
+    return results
+
+
+def evaluate(
+    tag_ids: Callable[[list[str]], list[list[int]]],
+    sentences: Sequence[Sentence],
+    labels: Sequence[str],
+    batch_size: int = 64,
+) -> tuple[EntityScores, list[list[str]]]:
+    """Entity scores of a tagger on labeled sentences, and its predicted tags."""
+    labeled = [s for s in sentences if s.tags is not None and len(s.text) > 0]
+    predicted = tag_in_batches(tag_ids, [s.text for s in labeled], batch_size)
+    predicted_tags = [[labels[i] for i in row] for row in predicted]
+    return entity_scores([s.tags for s in labeled], predicted_tags), predicted_tags

@@ -1,0 +1,238 @@
+"""``distill teacher-cache``: run a trained teacher over corpora and store what it says.
+
+Sources are read as one stream, labeled splits first, then unlabeled text split into sentences;
+the stream is cut into shards of ``shard_size`` sentences. Only one shard is in memory at a
+time. Under torchrun, rank r computes shards r, r + N, r + 2N, ...; rank 0 writes the index.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data import Sentence, convert_tags, load_dataset, read_file
+from distill.artifacts import fingerprint, sha256_file
+from distill.cache import INDEX, check_compatible, read_index, shard_name, write_index, write_shard
+from distill.errors import DistillError
+from distill.training import Processes, resolve_device
+
+from .model import Teacher
+
+
+@dataclass
+class CacheConfig:
+    teacher: Path
+    out: Path
+    data: str | None = None
+    splits: list[str] = field(default_factory=lambda: ["train"])
+    unlabeled: list[str] = field(default_factory=list)
+    max_unlabeled: int = 0
+    """Cache at most this many unlabeled sentences (0 = all)."""
+    max_len: int = 256
+    """Unlabeled text is split into sentences of at most this many characters."""
+    shard_size: int = 2000
+    batch_size: int = 64
+    device: str = "auto"
+    resume: bool = False
+    overwrite: bool = False
+
+
+def _plan_sources(cfg: CacheConfig) -> tuple[list[dict], list]:
+    """(source records for the index, a function per source that streams its sentences)."""
+    records, streams = [], []
+    if cfg.splits:
+        dataset = load_dataset(cfg.data)
+        for split in cfg.splits:
+            source = dataset.source(split)
+            records.append(
+                {
+                    "kind": "labeled",
+                    "name": f"{dataset.name}/{split}",
+                    "path": str(source.path.resolve()),
+                    "part": list(source.part),
+                    "sha256": sha256_file(source.path),
+                }
+            )
+            streams.append(partial(dataset.sentences, split))
+    for path in cfg.unlabeled:
+        records.append(
+            {
+                "kind": "unlabeled",
+                "name": Path(path).name,
+                "path": str(Path(path).resolve()),
+                "max_len": cfg.max_len,
+                "sha256": sha256_file(Path(path)),
+                "limit": cfg.max_unlabeled,
+            }
+        )
+        streams.append(partial(_unlabeled, path, cfg.max_len, cfg.max_unlabeled))
+    if not records:
+        raise DistillError("nothing to cache: give labeled splits (--split) and/or --unlabeled text")
+    return records, streams
+
+
+def _unlabeled(path: str, max_len: int, limit: int) -> Iterator[Sentence]:
+    sentences = read_file(path, "text", max_len=max_len)
+    return itertools.islice(sentences, limit) if limit else sentences
+
+
+def _stream(streams: list) -> Iterator[tuple[int, Sentence]]:
+    for number, stream in enumerate(streams):
+        for sentence in stream():
+            if len(sentence) > 0:
+                yield number, sentence
+
+
+def _shard_arrays(teacher: Teacher, batch: list[tuple[int, Sentence]], batch_size: int) -> dict[str, np.ndarray]:
+    label_index = {label: i for i, label in enumerate(teacher.labels)}
+    scheme = teacher.config.get("scheme", "bioes")
+    texts = [s.text for _, s in batch]
+    lengths = np.array([len(t) for t in texts])
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    total, num_tags = int(offsets[-1]), len(teacher.labels)
+    emissions = np.zeros((total, num_tags), dtype=np.float16)
+    marginals = np.zeros((total, num_tags), dtype=np.float16)
+    viterbi = np.zeros(total, dtype=np.int16)
+    gold = np.full(total, -1, dtype=np.int16)
+    order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+    for lo in range(0, len(order), batch_size):
+        chunk = order[lo : lo + batch_size]
+        scores, mask = teacher.emissions([texts[i] for i in chunk])
+        with torch.no_grad():
+            probs = teacher.net.crf.marginals(scores, mask)
+        paths = teacher.net.crf.decode(scores, mask)
+        scores, probs = scores.cpu().numpy(), probs.float().cpu().numpy()
+        for row, i in enumerate(chunk):
+            n, at = lengths[i], slice(offsets[i], offsets[i + 1])
+            emissions[at], marginals[at], viterbi[at] = scores[row, :n], probs[row, :n], paths[row]
+    for i, (_, sentence) in enumerate(batch):
+        if sentence.tags is not None:
+            try:
+                ids = [label_index[t] for t in convert_tags(sentence.tags, scheme)]
+            except KeyError as err:
+                raise DistillError(
+                    f"{sentence.source}, line {sentence.line}: tag {err.args[0]} is not in the teacher's label set "
+                    f"({', '.join(teacher.labels)}): the data and the teacher do not match"
+                ) from None
+            gold[offsets[i] : offsets[i + 1]] = ids
+    chars = np.fromiter((ord(c) for t in texts for c in t), dtype=np.int32, count=total)
+    source = np.array([n for n, _ in batch], dtype=np.int32)
+    return {
+        "chars": chars,
+        "offsets": offsets,
+        "source": source,
+        "gold": gold,
+        "emissions": emissions,
+        "marginals": marginals,
+        "viterbi": viterbi,
+    }
+
+
+def build_cache(cfg: CacheConfig) -> dict:
+    """Build (or resume) the cache in ``cfg.out``; returns its index."""
+    procs = Processes.from_env()
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and procs.distributed:
+        device = torch.device("cuda", procs.local_rank)
+    procs.start(device)
+    teacher = Teacher.load(cfg.teacher, device)
+    records, streams = _plan_sources(cfg)
+    planned = {
+        "teacher": {
+            "fingerprint": fingerprint(teacher.config),
+            "path": str(Path(cfg.teacher).resolve()),
+            "labels": teacher.labels,
+            "scheme": teacher.config.get("scheme"),
+        },
+        "labels": teacher.labels,
+        "data": cfg.data,
+        "sources": records,
+        "shard_size": cfg.shard_size,
+        "complete": False,
+        "shards": [],
+    }
+    out = Path(cfg.out)
+    if procs.main:
+        if (out / INDEX).exists() and cfg.overwrite:
+            shutil.rmtree(out)
+        if (out / INDEX).exists():
+            check_compatible(read_index(out), planned, out)
+            if not cfg.resume:
+                raise DistillError(f"{out} already holds a cache: pass --resume to finish it or --overwrite to rebuild")
+        elif out.exists() and any(out.iterdir()):
+            raise DistillError(f"{out} exists and is not an emission cache: choose an empty or new directory")
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / INDEX).exists():
+            write_index(out, planned)
+    procs.barrier()
+
+    started, computed_chars = time.perf_counter(), 0
+    counts = [0] * len(records)
+    shard_sentences: list[tuple[int, Sentence]] = []
+    number = 0
+    bar = tqdm(desc="caching", unit="sent", disable=not procs.main)
+
+    def finish_shard() -> None:
+        nonlocal computed_chars
+        mine = number % procs.world == procs.rank
+        if mine and not (out / shard_name(number)).exists():
+            arrays = _shard_arrays(teacher, shard_sentences, cfg.batch_size)
+            write_shard(out, number, arrays)
+            computed_chars += len(arrays["chars"])
+            bar.set_postfix(chars_s=f"{computed_chars / (time.perf_counter() - started):.0f}")
+
+    for source_number, sentence in _stream(streams):
+        counts[source_number] += 1
+        shard_sentences.append((source_number, sentence))
+        if len(shard_sentences) == cfg.shard_size:
+            finish_shard()
+            bar.update(len(shard_sentences))
+            shard_sentences, number = [], number + 1
+    if shard_sentences:
+        finish_shard()
+        bar.update(len(shard_sentences))
+        number += 1
+    bar.close()
+    seconds = time.perf_counter() - started
+    computed_chars = round(procs.mean(computed_chars) * procs.world)
+    procs.barrier()
+    index = read_index(out)
+    if procs.main:
+        shards = [_shard_record(out, n) for n in range(number)]
+        for record, count in zip(index["sources"], counts):
+            record["sentences"] = count
+        index.update(shards=shards, complete=True)
+        index["chars"] = sum(s["chars"] for s in shards)
+        index["sentences"] = sum(s["sentences"] for s in shards)
+        index["last_run"] = {
+            "seconds": round(seconds, 1),
+            "computed_chars": computed_chars,
+            "chars_per_second": round(computed_chars / max(seconds, 1e-9), 1),
+            "device": str(device),
+            "processes": procs.world,
+        }
+        write_index(out, index)
+    procs.stop()
+    return index
+
+
+def _shard_record(directory: Path, number: int) -> dict:
+    """A shard's sizes, read from its safetensors header only."""
+    from safetensors import safe_open
+
+    path = directory / shard_name(number)
+    if not path.is_file():
+        raise DistillError(f"{path} is missing after the run: a process failed; rerun with --resume")
+    with safe_open(str(path), "np") as shard:
+        sentences = shard.get_slice("offsets").get_shape()[0] - 1
+        chars = shard.get_slice("chars").get_shape()[0]
+    return {"file": path.name, "sentences": sentences, "chars": chars}

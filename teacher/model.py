@@ -1,0 +1,145 @@
+"""The BERT-CRF teacher: any HuggingFace encoder + dropout + linear to the tags + the shared CRF.
+
+:class:`BertCrf` is the network; :class:`Teacher` bundles it with what turns text into its input
+(the character vocabulary, the window plan) and the labels, and saves or loads a teacher
+directory (``config.json``, ``model.safetensors``, the tokenizer files).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from data import allowed_transitions, label_scheme
+from distill.artifacts import read_model_dir, write_model_dir
+from distill.crf import CRF
+from distill.errors import DistillError
+
+from .charmap import CharVocab
+from .windows import WindowBatch, make_window_batch, stitch
+
+KIND = "teacher"
+
+
+def _drop_pooler(encoder: nn.Module) -> nn.Module:
+    # Tagging reads every position; a pooler would be an unused parameter (and DDP objects to those).
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None
+    return encoder
+
+
+class BertCrf(nn.Module):
+    """Encoder -> dropout -> linear -> CRF, over windows of characters."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, labels: Sequence[str], dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = _drop_pooler(encoder)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+        self.crf = CRF(num_labels, allowed_transitions(labels))
+
+    def emissions(self, batch: WindowBatch) -> torch.Tensor:
+        """[B, T, K] float32 emission scores of each sentence's characters."""
+        hidden = self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        width = batch.input_ids.shape[1] - 2
+        piece_scores = self.classifier(self.dropout(hidden[:, 1 : width + 1])).float()  # [P, W, K]
+        return stitch(piece_scores, batch)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        gather: torch.Tensor,
+        mask: torch.Tensor,
+        tags: torch.Tensor,
+    ) -> torch.Tensor:
+        """Mean negative log-likelihood of gold ``tags`` [B, T] (the training entry point, for DDP)."""
+        emissions = self.emissions(WindowBatch(input_ids, attention_mask, gather, mask))
+        return self.crf.nll(emissions, tags, mask, reduction="mean")
+
+
+def encoder_from_config(encoder_config: dict) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.for_model(**encoder_config)
+    return _drop_pooler(AutoModel.from_config(config))
+
+
+@dataclass
+class Teacher:
+    """A teacher ready to tag text: network, character vocabulary, labels and window plan."""
+
+    net: BertCrf
+    vocab: CharVocab
+    labels: list[str]
+    window: int
+    overlap: int
+    config: dict
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def batch(self, texts: Sequence[str]) -> WindowBatch:
+        return make_window_batch([self.vocab.encode(t) for t in texts], self.vocab.specials, self.window, self.overlap)
+
+    @torch.no_grad()
+    def emissions(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """([B, T, K] emissions, [B, T] mask) for non-empty texts, in eval mode on the teacher's device."""
+        self.net.eval()
+        batch = self.batch(texts).to(self.device)
+        with autocast(self.device):
+            emissions = self.net.emissions(batch)
+        return emissions.float(), batch.mask
+
+    def tag_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        emissions, mask = self.emissions(texts)
+        return self.net.crf.decode(emissions, mask)
+
+    def save(self, directory: Path, extra: dict | None = None, tokenizer=None) -> dict:
+        """Write the teacher directory; ``extra`` (training arguments, metrics) goes into config.json."""
+        state = {k: v.detach().float().cpu().numpy() for k, v in self.net.state_dict().items()}
+        config = {
+            **self.config,
+            "kind": KIND,
+            "labels": self.labels,
+            "scheme": label_scheme(self.labels),
+            "window": self.window,
+            "overlap": self.overlap,
+            "char_vocab": self.vocab.to_config(),
+            "encoder_config": self.net.encoder.config.to_dict(),
+            **(extra or {}),
+        }
+        config["encoder_config"].pop("_name_or_path", None)
+        written = write_model_dir(directory, config, state)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(directory)
+        return written
+
+    @classmethod
+    def load(cls, directory: Path, device: str | torch.device = "cpu") -> Teacher:
+        config, weights = read_model_dir(directory)
+        if config["kind"] != KIND:
+            raise DistillError(f"{directory} holds a {config['kind']} model, not a teacher")
+        encoder = encoder_from_config(dict(config["encoder_config"]))
+        net = BertCrf(encoder, len(config["labels"]), config["labels"], config.get("dropout", 0.1))
+        state = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise DistillError(
+                f"{directory}/model.safetensors does not fit its config: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        net.to(device).eval()
+        vocab = CharVocab.from_config(config["char_vocab"])
+        return cls(net, vocab, list(config["labels"]), int(config["window"]), int(config["overlap"]), config)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; a no-op elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")

@@ -1,0 +1,216 @@
+"""Fine-tuning the BERT-CRF teacher.
+
+The loop is plain: length-bucketed batches, AdamW with separate learning rates for the encoder
+and the head (linear + CRF) and no weight decay on biases and LayerNorm, linear warm-up then
+decay, gradient clipping, dev F1 after every epoch, the best epoch kept, early stopping.
+Under ``torchrun`` it trains with DistributedDataParallel (gloo on CPU, nccl on CUDA); rank 0
+evaluates and writes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from data import bucket_batches, convert_tags, default_unlabeled_path, label_set, load_dataset, read_file
+from data.schemes import tags_to_spans
+from distill.errors import DistillError
+from distill.training import JsonlLog, Processes, evaluate, resolve_device, seed_everything
+
+from .backbone import DEFAULT_BACKBONE, resolve_backbone
+from .charmap import build_char_vocab, prune_input_embeddings
+from .model import BertCrf, Teacher, autocast
+from .windows import make_window_batch
+
+
+@dataclass
+class TeacherTrainConfig:
+    out: Path
+    data: str | None = None
+    model: str = DEFAULT_BACKBONE
+    unlabeled: list[str] = field(default_factory=list)
+    """Raw text the teacher will cache later: its characters keep their embedding rows."""
+    epochs: int = 10
+    batch_size: int = 32
+    max_tokens: int = 4096
+    lr: float = 5e-5
+    head_lr: float = 1e-3
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    dropout: float = 0.1
+    seed: int = 13
+    patience: int = 3
+    scheme: str = "bioes"
+    window: int = 0
+    """Characters per encoder window; 0 = the encoder's position limit minus CLS and SEP."""
+    overlap: int = 64
+    max_train: int = 0
+    """Train on the first N training sentences only (0 = all)."""
+    device: str = "auto"
+    eval_batch_size: int = 64
+
+
+def _param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in net.named_parameters():
+        head = not name.startswith("encoder.")
+        decay = param.ndim > 1 and "LayerNorm" not in name and "layer_norm" not in name and "crf." not in name
+        groups.setdefault((head, decay), []).append(param)
+    return [
+        {"params": params, "lr": cfg.head_lr if head else cfg.lr, "weight_decay": cfg.weight_decay if decay else 0.0}
+        for (head, decay), params in groups.items()
+    ]
+
+
+def _vocab_texts(dataset, unlabeled: list[str]) -> list[str]:
+    texts = []
+    for split in ("train", "dev", "test"):
+        if dataset.has(split):
+            texts.extend(s.text for s in dataset.sentences(split))
+    for path in unlabeled:
+        texts.extend(s.text for s in read_file(path, "text"))
+    return texts
+
+
+def train_teacher(cfg: TeacherTrainConfig) -> dict:
+    """Train, keep the best epoch in ``cfg.out``, and return its metrics."""
+    from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
+
+    procs = Processes.from_env()
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and procs.distributed:
+        device = torch.device("cuda", procs.local_rank)
+        torch.cuda.set_device(device)
+    procs.start(device)
+    seed_everything(cfg.seed)
+    say = tqdm.write if procs.main else (lambda *_: None)
+
+    dataset = load_dataset(cfg.data)
+    train, _ = dataset.load("train")
+    train = [s for s in train if len(s) > 0]
+    if cfg.max_train:
+        train = train[: cfg.max_train]
+    dev, _ = dataset.load("dev")
+    types = sorted({span.type for s in train for span in tags_to_spans(s.tags)})
+    if not types:
+        raise DistillError(f"the training data of {dataset.name} has no entities to learn")
+    labels = label_set(types, cfg.scheme)
+
+    backbone = resolve_backbone(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    unlabeled = cfg.unlabeled if cfg.unlabeled else ([str(default_unlabeled_path())] if cfg.data is None else [])
+    vocab, unknown = build_char_vocab(_vocab_texts(dataset, unlabeled), tokenizer)
+    if unknown:
+        say(f"{sum(unknown.values())} characters ({len(unknown)} distinct) have no embedding and read as unknown")
+    encoder = AutoModel.from_pretrained(backbone)
+    full_rows = encoder.get_input_embeddings().weight.shape[0]
+    prune_input_embeddings(encoder, vocab)
+    say(f"vocabulary pruned from {full_rows} to {len(vocab.backbone_ids)} embedding rows")
+    window = cfg.window or (encoder.config.max_position_embeddings - 2)
+    net = BertCrf(encoder, len(labels), labels, cfg.dropout).to(device)
+    teacher = Teacher(
+        net, vocab, labels, window, min(cfg.overlap, window // 2), {"backbone": cfg.model, "dropout": cfg.dropout}
+    )
+
+    label_index = {label: i for i, label in enumerate(labels)}
+    train_ids = [vocab.encode(s.text) for s in train]
+    train_tags = [[label_index[t] for t in convert_tags(s.tags, cfg.scheme)] for s in train]
+    lengths = [len(ids) for ids in train_ids]
+
+    model = net
+    if procs.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    steps_per_epoch = len(bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens)) // procs.world
+    optimizer = torch.optim.AdamW(_param_groups(net, cfg))
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
+    )
+    log = JsonlLog(cfg.out / "train_log.jsonl") if procs.main else None
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    best = {"dev_f1": -1.0, "epoch": 0}
+    stale = 0
+    for epoch in range(1, cfg.epochs + 1):
+        batches = bucket_batches(
+            lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch
+        )
+        batches = batches[: steps_per_epoch * procs.world][procs.rank :: procs.world]
+        net.train()
+        started, chars, loss_sum = time.perf_counter(), 0, 0.0
+        bar = tqdm(
+            batches, desc=f"teacher epoch {epoch}/{cfg.epochs}", unit="batch", disable=not procs.main, leave=False
+        )
+        for batch_index in bar:
+            window_batch = make_window_batch(
+                [train_ids[i] for i in batch_index], vocab.specials, window, teacher.overlap
+            )
+            window_batch = window_batch.to(device)
+            tags = _pad_tags([train_tags[i] for i in batch_index], window_batch.shape).to(device)
+            with autocast(device):
+                loss = model(
+                    window_batch.input_ids, window_batch.attention_mask, window_batch.gather, window_batch.mask, tags
+                )
+            if not torch.isfinite(loss):
+                raise DistillError(
+                    f"the loss became {loss.item()} at epoch {epoch}; the best checkpoint so far is kept in {cfg.out}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item()
+            chars += sum(lengths[i] for i in batch_index)
+            bar.set_postfix(loss=f"{loss.item():.3f}", chars_s=f"{chars / (time.perf_counter() - started):.0f}")
+        train_loss = procs.mean(loss_sum / max(1, len(batches)))
+        seconds = time.perf_counter() - started
+        stop = False
+        if procs.main:
+            scores, _ = evaluate(teacher.tag_ids, dev, labels, cfg.eval_batch_size)
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "dev": scores.overall.__dict__,
+                "seconds": round(seconds, 1),
+                "chars_per_second": round(chars * procs.world / seconds, 1),
+                "lr": scheduler.get_last_lr()[0],
+            }
+            log.write(record)
+            say(
+                f"epoch {epoch}: loss {train_loss:.4f}  dev P/R/F1 {scores.overall.precision:.4f}/"
+                f"{scores.overall.recall:.4f}/{scores.f1:.4f}  {seconds / 60:.1f} min"
+            )
+            if scores.f1 > best["dev_f1"]:
+                best = {"dev_f1": scores.f1, "epoch": epoch, "dev": scores.as_dict()}
+                stale = 0
+                teacher.save(cfg.out, {"training": settings, "metrics": best}, tokenizer)
+            else:
+                stale += 1
+            stop = stale >= cfg.patience
+        if procs.broadcast_flag(stop):
+            say(f"no dev improvement for {cfg.patience} epochs: stopping")
+            break
+    procs.barrier()
+    if procs.main and dataset.has("test"):
+        best_teacher = Teacher.load(cfg.out, device)
+        test, _ = dataset.load("test")
+        scores, _ = evaluate(best_teacher.tag_ids, test, labels, cfg.eval_batch_size)
+        best["test"] = scores.as_dict()
+        best_teacher.save(cfg.out, {"training": settings, "metrics": best})
+        say(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
+    procs.stop()
+    return best
+
+
+def _pad_tags(rows: list[list[int]], shape: tuple[int, int]) -> torch.Tensor:
+    tags = torch.zeros(shape, dtype=torch.long)
+    for b, row in enumerate(rows):
+        tags[b, : len(row)] = torch.as_tensor(row)
+    return tags

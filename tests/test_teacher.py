@@ -1,0 +1,229 @@
+"""The teacher on a tiny locally built BERT: training, saving, loading, windows, cache, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from distill.cache import load_cache, read_index
+from distill.cli import cli
+from distill.errors import DistillError
+from teacher.cache import CacheConfig, build_cache
+from teacher.model import Teacher
+from teacher.train import TeacherTrainConfig, train_teacher
+from teacher.windows import make_window_batch, plan_windows
+from tests.tiny import tiny_backbone, tiny_corpus
+
+FAST = {"epochs": 6, "batch_size": 8, "lr": 1e-3, "head_lr": 1e-2, "window": 10, "overlap": 4, "patience": 6}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("teacher")
+    backbone = tiny_backbone(root / "backbone")
+    data = tiny_corpus(root / "data")
+    raw = root / "raw.txt"
+    raw.write_text("张三在北京工作。李四是公司的人！\n王五和张三在上海大学学习。\n" * 3, encoding="utf-8")
+    torch.manual_seed(0)
+    train_teacher(
+        TeacherTrainConfig(out=root / "teacher", data=str(data), model=str(backbone), unlabeled=[str(raw)], **FAST)
+    )
+    return {"root": root, "backbone": backbone, "data": data, "raw": raw, "teacher": root / "teacher"}
+
+
+def test_training_writes_a_complete_directory_that_learned(workspace):
+    teacher_dir = workspace["teacher"]
+    names = {p.name for p in teacher_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "train_log.jsonl"} <= names
+    config = json.loads((teacher_dir / "config.json").read_text())
+    assert config["kind"] == "teacher" and config["labels"][0] == "O" and config["scheme"] == "bioes"
+    assert config["metrics"]["dev_f1"] > 0.8 and config["metrics"]["test"]["overall"]["f1"] > 0.8
+    assert config["training"]["epochs"] == FAST["epochs"] and "char_to_id" in config["char_vocab"]
+    log = [json.loads(line) for line in (teacher_dir / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(1, len(log) + 1)) and "dev" in log[0]
+    assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in teacher_dir.iterdir())
+
+
+def test_vocabulary_is_pruned_to_the_corpus_characters(workspace):
+    teacher = Teacher.load(workspace["teacher"])
+    rows = teacher.net.encoder.get_input_embeddings().weight.shape[0]
+    assert rows == len(teacher.vocab.backbone_ids) < 43
+    assert teacher.vocab.encode("张三") != [teacher.vocab.unk] * 2
+    assert teacher.vocab.encode("龘") == [teacher.vocab.unk]
+
+
+def test_loaded_teacher_tags_like_the_saved_one(workspace):
+    teacher = Teacher.load(workspace["teacher"])
+    again = Teacher.load(workspace["teacher"])
+    texts = ["张三在北京工作", "李四是公司的人"]
+    emissions, _ = teacher.emissions(texts)
+    torch.testing.assert_close(emissions, again.emissions(texts)[0])
+    assert teacher.tag_ids(texts) == again.tag_ids(texts)
+
+
+def test_plan_windows_keep_every_character_once():
+    for length in range(1, 40):
+        for width, overlap in ((5, 2), (8, 3), (10, 0)):
+            windows = plan_windows(length, width, overlap)
+            kept = [t for w in windows for t in range(w.keep_from, w.keep_to)]
+            assert kept == list(range(length))
+            assert all(w.end - w.start <= width and w.start <= w.keep_from <= w.keep_to <= w.end for w in windows)
+
+
+def test_long_input_runs_in_windows_and_matches_short_input_where_windows_cover_it(workspace):
+    teacher = Teacher.load(workspace["teacher"])
+    long_text = "张三在北京工作李四是公司的人王五和张三在上海大学学习" * 3  # 3x the 10-character window
+    batch = make_window_batch(
+        [teacher.vocab.encode(long_text)], teacher.vocab.specials, teacher.window, teacher.overlap
+    )
+    assert batch.input_ids.shape[0] > 1 and batch.input_ids.shape[1] == teacher.window + 2
+    emissions, mask = teacher.emissions([long_text])
+    assert emissions.shape[1] == len(long_text) and bool(mask.all())
+    # The first window's kept characters see exactly what a standalone run of that window sees.
+    first = plan_windows(len(long_text), teacher.window, teacher.overlap)[0]
+    alone, _ = teacher.emissions([long_text[: first.end]])
+    torch.testing.assert_close(emissions[0, : first.keep_to], alone[0, : first.keep_to])
+    assert len(teacher.tag_ids([long_text])[0]) == len(long_text)
+
+
+def test_cache_holds_what_the_teacher_says(workspace, tmp_path):
+    out = tmp_path / "cache"
+    index = build_cache(
+        CacheConfig(
+            teacher=workspace["teacher"],
+            out=out,
+            data=str(workspace["data"]),
+            unlabeled=[str(workspace["raw"])],
+            shard_size=16,
+        )
+    )
+    assert index["complete"] and index["sentences"] == 60 + 9 and len(index["shards"]) == 5
+    assert [s["sentences"] for s in index["sources"]] == [60, 9]
+    assert index["last_run"]["chars_per_second"] > 0
+    cache = load_cache(out)
+    teacher = Teacher.load(workspace["teacher"])
+    text = cache.text(3)
+    emissions, _ = teacher.emissions([text])
+    at = cache.span(3)
+    np.testing.assert_allclose(cache.emissions[at], emissions[0].numpy(), atol=2e-2, rtol=1e-2)
+    assert cache.viterbi[at].tolist() == teacher.tag_ids([text])[0]
+    np.testing.assert_allclose(cache.marginals[at].astype(np.float32).sum(-1), 1.0, atol=1e-2)
+    assert cache.labeled(3) and (cache.gold[at] >= 0).all()
+    unlabeled = cache.indices("unlabeled")
+    assert len(unlabeled) == 9 and (cache.gold[cache.span(unlabeled[0])] == -1).all()
+
+
+def test_interrupted_cache_resumes_from_complete_shards(workspace, tmp_path):
+    out = tmp_path / "cache"
+    cfg = CacheConfig(teacher=workspace["teacher"], out=out, data=str(workspace["data"]), shard_size=16)
+    build_cache(cfg)
+    first = (out / "shard-00001.safetensors").read_bytes()
+    (out / "shard-00002.safetensors").unlink()  # as if killed before shard 2 was complete
+    index = read_index(out)
+    index["complete"] = False
+    (out / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DistillError, match="--resume"):
+        build_cache(cfg)
+    cfg.resume = True
+    index = build_cache(cfg)
+    assert index["complete"] and index["last_run"]["computed_chars"] == index["shards"][2]["chars"]
+    assert (out / "shard-00001.safetensors").read_bytes() == first
+    assert len(load_cache(out)) == 60
+
+
+def test_cache_from_another_teacher_or_changed_source_is_refused(workspace, tmp_path):
+    out = tmp_path / "cache"
+    build_cache(CacheConfig(teacher=workspace["teacher"], out=out, data=str(workspace["data"]), shard_size=16))
+    other = tmp_path / "other-teacher"
+    train_teacher(
+        TeacherTrainConfig(
+            out=other, data=str(workspace["data"]), model=str(workspace["backbone"]), **{**FAST, "epochs": 1}
+        )
+    )
+    with pytest.raises(DistillError, match="built by teacher"):
+        build_cache(CacheConfig(teacher=other, out=out, data=str(workspace["data"]), shard_size=16, resume=True))
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for split in ("train", "dev", "test"):
+        (changed / f"{split}.txt").write_text((workspace["data"] / f"{split}.txt").read_text() + "好\tO\n\n")
+    with pytest.raises(DistillError, match="other sources"):
+        build_cache(CacheConfig(teacher=workspace["teacher"], out=out, data=str(changed), shard_size=16, resume=True))
+
+
+def test_evaluate_and_predict_commands(workspace):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["evaluate", str(workspace["teacher"]), "--data", str(workspace["data"]), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert (
+        scores["kind"] == "teacher"
+        and scores["overall"]["f1"] > 0.8
+        and set(scores["per_type"]) == {"LOC", "ORG", "PER"}
+    )
+    table = runner.invoke(cli, ["evaluate", str(workspace["teacher"]), "--data", str(workspace["data"])])
+    assert "overall" in table.output and "PER" in table.output
+    texts = ["张三在北京工作。  李四是公司的人！", "", "   ", "abc 123 张三"]
+    result = runner.invoke(cli, ["predict", str(workspace["teacher"]), *texts])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["text"] for line in lines] == texts
+    for line in lines:
+        for entity in line["entities"]:
+            assert line["text"][entity["start"] : entity["end"]] == entity["text"]
+    assert lines[1]["entities"] == [] and lines[2]["entities"] == []
+    assert {"type": "PER", "text": "李四", "start": 10, "end": 12} in lines[0]["entities"]
+
+
+def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "distill",
+        "teacher-train",
+        "--data",
+        str(workspace["data"]),
+        "--model",
+        str(workspace["backbone"]),
+        "--out",
+        str(out),
+        "--epochs",
+        "10",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-3",
+        "--head-lr",
+        "1e-2",
+        "--window",
+        "10",
+        "--overlap",
+        "4",
+        "--patience",
+        "10",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((out / "config.json").read_text())
+    single = json.loads((workspace["teacher"] / "config.json").read_text())
+    assert (
+        config["metrics"]["dev_f1"] > 0.8
+        and config["metrics"]["test"]["overall"]["f1"] >= single["metrics"]["test"]["overall"]["f1"] - 0.15
+    )
+    log = (out / "train_log.jsonl").read_text().splitlines()
+    assert len(log) == 10  # one writer: rank 0 logs each epoch once

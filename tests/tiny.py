@@ -1,0 +1,71 @@
+"""Tiny models and corpora built on the spot, so no test needs a download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHARS = "张三李四王五在北京上海工作学习是的了一个人公司大学中国我们他"
+ENTITIES = {"PER": ["张三", "李四", "王五"], "LOC": ["北京", "上海", "中国"], "ORG": ["公司", "大学"]}
+
+
+def tiny_backbone(directory: Path, layers: int = 2, hidden: int = 32, max_positions: int = 24) -> Path:
+    """A 2-layer BERT over a few dozen characters, with a Unigram tokenizer, in save_pretrained form."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+    from tokenizers.models import Unigram
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁", *dict.fromkeys(CHARS + "，。 abc123")]
+    tokenizer = Tokenizer(Unigram([(p, -1.0) for p in pieces], unk_id=3))
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<s>",
+        eos_token="</s>",
+        cls_token="<s>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+    )
+    config = BertConfig(
+        vocab_size=len(pieces),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=max_positions,
+        pad_token_id=1,
+    )
+    BertModel(config).save_pretrained(directory)
+    fast.save_pretrained(directory)
+    return directory
+
+
+def tiny_corpus(directory: Path, n_train: int = 60, seed: int = 0) -> Path:
+    """train/dev/test column files of short sentences like '张三在北京工作'."""
+    import random
+
+    rng = random.Random(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    templates = ["{PER}在{LOC}工作", "{PER}是{ORG}的人", "我们在{LOC}学习", "{PER}和{PER}在{LOC}{ORG}"]
+    for split, n in (("train", n_train), ("dev", 12), ("test", 12)):
+        lines = []
+        for _ in range(n):
+            template = rng.choice(templates)
+            chars, tags = [], []
+            i = 0
+            while i < len(template):
+                if template[i] == "{":
+                    j = template.index("}", i)
+                    kind = template[i + 1 : j]
+                    word = rng.choice(ENTITIES[kind])
+                    chars += list(word)
+                    tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(word) - 1)
+                    i = j + 1
+                else:
+                    chars.append(template[i])
+                    tags.append("O")
+                    i += 1
+            lines += [f"{c}\t{t}" for c, t in zip(chars, tags)] + [""]
+        (directory / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return directory
