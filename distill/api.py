@@ -22,6 +22,9 @@ from .errors import DistillError
 from .metrics import EntityScores
 from .predict import Entity, predict_entities
 
+STUDENT_MAX_LEN = 256
+"""A BiLSTM reads any length; long texts are still cut at sentence ends, so batches stay even."""
+
 
 @dataclass
 class Model:
@@ -60,4 +63,11 @@ def load_model(directory: str | Path, device: str = "cpu") -> Model:
 
         teacher = Teacher.load(directory, resolve_device(device))
         return Model("teacher", teacher.labels, teacher.config, teacher.tag_ids, teacher.window)
+    if config["kind"] == "student":
+        from student.model import Student
+
+        from .training import resolve_device
+
+        student = Student.load(directory, resolve_device(device))
+        return Model("student", student.labels, student.config, student.tag_ids, STUDENT_MAX_LEN)
     raise DistillError(f"{directory}: unknown model kind {config['kind']!r} (expected teacher or student)")

@@ -130,3 +130,21 @@ def fingerprint(config: Mapping) -> str:
     stable = {k: v for k, v in config.items() if k not in ("written_by", "metrics", "training")}
     text = json.dumps(stable, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def module_weights(module) -> dict[str, np.ndarray]:
+    """A torch module's state as float32 numpy arrays, ready for :func:`write_model_dir`."""
+    return {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
+
+
+def load_module_weights(module, weights: Mapping[str, np.ndarray], directory: Path) -> None:
+    """Load ``weights`` into ``module``; any missing or unexpected tensor is a :class:`DistillError`."""
+    import torch
+
+    state = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise DistillError(
+            f"{Path(directory) / WEIGHTS} does not fit its {CONFIG}: "
+            f"missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}"
+        )

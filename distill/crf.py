@@ -6,7 +6,7 @@ Added here, as tensor code for CPU and CUDA:
   batched back-tracking; on CPU it hands over to the numpy decoder in :mod:`distill.viterbi`,
   which the decode benchmark measured faster there;
 * forward-backward marginals and the log partition (:meth:`CRF.marginals`,
-  :meth:`CRF.log_partition`), batched, masked and differentiable;
+  :meth:`CRF.log_marginals`, :meth:`CRF.log_partition`), batched, masked and differentiable;
 * optional tag-scheme constraints (no ``O -> I-X``, no ``B-X -> I-Y``), applied in decoding.
 
 In forward-backward, every step past a sentence's end is the identity move (0 to stay on a tag,
@@ -127,6 +127,10 @@ class CRF(torchcrf.CRF):
 
         Differentiable: the marginal KD loss trains through it.
         """
+        return torch.exp(self.log_marginals(emissions, mask, constrained)) * mask[..., None]
+
+    def log_marginals(self, emissions: torch.Tensor, mask: torch.Tensor, constrained: bool = False) -> torch.Tensor:
+        """``[B, T, K]`` log p(tag k at position t | sentence); rows past a sentence's end are meaningless."""
         mask = mask.bool()
         start, trans, end = self.scores(constrained)
         moves = _identity_moves(trans + emissions[:, 1:, None, :], mask)  # [B, T-1, K, K]
@@ -139,8 +143,7 @@ class CRF(torchcrf.CRF):
         for t in range(emissions.shape[1] - 2, -1, -1):
             beta = torch.logsumexp(moves[:, t] + beta[:, None, :], dim=-1)
             betas.append(beta)
-        log_marginals = alphas + torch.stack(betas[::-1], dim=1) - log_z[:, None, None]
-        return torch.exp(log_marginals) * mask[..., None]
+        return alphas + torch.stack(betas[::-1], dim=1) - log_z[:, None, None]
 
 
 def _alphas(emissions: torch.Tensor, start: torch.Tensor, moves: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""The character BiLSTM-CRF student: features, network, distillation losses, training."""

@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from data import allowed_transitions, label_scheme
-from distill.artifacts import read_model_dir, write_model_dir
+from distill.artifacts import load_module_weights, module_weights, read_model_dir, write_model_dir
 from distill.crf import CRF
 from distill.errors import DistillError
 
@@ -103,7 +102,7 @@ class Teacher:
 
     def save(self, directory: Path, extra: dict | None = None, tokenizer=None) -> dict:
         """Write the teacher directory; ``extra`` (training arguments, metrics) goes into config.json."""
-        state = {k: v.detach().float().cpu().numpy() for k, v in self.net.state_dict().items()}
+        state = module_weights(self.net)
         config = {
             **self.config,
             "kind": KIND,
@@ -113,6 +112,8 @@ class Teacher:
             "overlap": self.overlap,
             "char_vocab": self.vocab.to_config(),
             "encoder_config": self.net.encoder.config.to_dict(),
+            # Where the character embeddings are, for a student that starts from them.
+            "input_embedding": self.input_embedding_name(),
             **(extra or {}),
         }
         config["encoder_config"].pop("_name_or_path", None)
@@ -121,6 +122,10 @@ class Teacher:
             tokenizer.save_pretrained(directory)
         return written
 
+    def input_embedding_name(self) -> str:
+        embedding = self.net.encoder.get_input_embeddings()
+        return next(f"{name}.weight" for name, module in self.net.named_modules() if module is embedding)
+
     @classmethod
     def load(cls, directory: Path, device: str | torch.device = "cpu") -> Teacher:
         config, weights = read_model_dir(directory)
@@ -128,13 +133,7 @@ class Teacher:
             raise DistillError(f"{directory} holds a {config['kind']} model, not a teacher")
         encoder = encoder_from_config(dict(config["encoder_config"]))
         net = BertCrf(encoder, len(config["labels"]), config["labels"], config.get("dropout", 0.1))
-        state = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise DistillError(
-                f"{directory}/model.safetensors does not fit its config: "
-                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
-            )
+        load_module_weights(net, weights, directory)
         net.to(device).eval()
         vocab = CharVocab.from_config(config["char_vocab"])
         return cls(net, vocab, list(config["labels"]), int(config["window"]), int(config["overlap"]), config)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TINY_TRAINING = {"epochs": 6, "batch_size": 8, "lr": 1e-3, "head_lr": 1e-2, "window": 10, "overlap": 4, "patience": 6}
+"""Teacher settings that learn the tiny corpus in seconds."""
 SHARED_DATA = Path(os.environ.get("DISTILL_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -32,3 +34,36 @@ def write(tmp_path: Path):
         return path
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory) -> dict[str, Path]:
+    """A tiny BERT-CRF teacher trained on a tiny corpus, with a cache over it and some raw text."""
+    import torch
+
+    from teacher.cache import CacheConfig, build_cache
+    from teacher.train import TeacherTrainConfig, train_teacher
+    from tests.tiny import tiny_backbone, tiny_corpus
+
+    root = tmp_path_factory.mktemp("tiny")
+    backbone = tiny_backbone(root / "backbone")
+    data = tiny_corpus(root / "data")
+    raw = root / "raw.txt"
+    raw.write_text("张三在北京工作。李四是公司的人！\n王五和张三在上海大学学习。\n" * 3, encoding="utf-8")
+    torch.manual_seed(0)
+    train_teacher(
+        TeacherTrainConfig(
+            out=root / "teacher", data=str(data), model=str(backbone), unlabeled=[str(raw)], **TINY_TRAINING
+        )
+    )
+    build_cache(
+        CacheConfig(teacher=root / "teacher", out=root / "cache", data=str(data), unlabeled=[str(raw)], shard_size=32)
+    )
+    return {
+        "root": root,
+        "backbone": backbone,
+        "data": data,
+        "raw": raw,
+        "teacher": root / "teacher",
+        "cache": root / "cache",
+    }

@@ -20,23 +20,12 @@ from teacher.cache import CacheConfig, build_cache
 from teacher.model import Teacher
 from teacher.train import TeacherTrainConfig, train_teacher
 from teacher.windows import make_window_batch, plan_windows
-from tests.tiny import tiny_backbone, tiny_corpus
-
-FAST = {"epochs": 6, "batch_size": 8, "lr": 1e-3, "head_lr": 1e-2, "window": 10, "overlap": 4, "patience": 6}
+from tests.conftest import TINY_TRAINING as FAST
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("teacher")
-    backbone = tiny_backbone(root / "backbone")
-    data = tiny_corpus(root / "data")
-    raw = root / "raw.txt"
-    raw.write_text("张三在北京工作。李四是公司的人！\n王五和张三在上海大学学习。\n" * 3, encoding="utf-8")
-    torch.manual_seed(0)
-    train_teacher(
-        TeacherTrainConfig(out=root / "teacher", data=str(data), model=str(backbone), unlabeled=[str(raw)], **FAST)
-    )
-    return {"root": root, "backbone": backbone, "data": data, "raw": raw, "teacher": root / "teacher"}
+def workspace(tiny_teacher) -> dict[str, Path]:
+    return tiny_teacher
 
 
 def test_training_writes_a_complete_directory_that_learned(workspace):

@@ -18,6 +18,7 @@ COMMANDS = {
     "data": ".data_commands:data",
     "teacher-train": ".teacher_commands:teacher_train",
     "teacher-cache": ".teacher_commands:teacher_cache",
+    "student-train": ".student_commands:student_train",
     "evaluate": ".model_commands:evaluate",
     "predict": ".model_commands:predict",
 }

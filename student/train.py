@@ -1,0 +1,293 @@
+"""Training the BiLSTM-CRF student, distilled from a teacher's emission cache or on gold alone.
+
+Each epoch mixes the labeled sentences of the cache with up to ``unlabeled_ratio`` times as many
+unlabeled ones (a different sample each epoch), in length-bucketed batches. With ``alpha == 1``
+(or without a cache) it is the plain hard-label student: the baseline every report compares
+against, with the same architecture and budget.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data import bucket_batches, convert_tags, label_set, load_dataset, tags_to_spans
+from distill.artifacts import read_model_dir
+from distill.cache import CachedCorpus, load_cache, read_index
+from distill.errors import DistillError
+from distill.training import JsonlLog, evaluate, resolve_device, seed_everything
+
+from .features import Featurizer
+from .losses import emission_kd, hard_nll, marginal_kd, mixed_loss
+from .model import Architecture, BiLstmCrf, Student
+
+
+@dataclass
+class StudentTrainConfig:
+    out: Path
+    cache: Path | None = None
+    data: str | None = None
+    """Dataset for dev/test (and for training without a cache). [default: the cache's]"""
+    alpha: float = 0.5
+    temperature: float = 4.0
+    kd: str = "emission"
+    unlabeled_hard: str = "viterbi"
+    unlabeled_ratio: float = 1.0
+    embedding_dim: int = 128
+    hidden: int = 256
+    layers: int = 1
+    dropout: float = 0.3
+    bigrams: bool = False
+    bigram_dim: int = 64
+    min_bigram_count: int = 2
+    jieba: bool = False
+    word_dim: int = 16
+    teacher_init: bool = False
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    max_grad_norm: float = 5.0
+    patience: int = 6
+    seed: int = 13
+    device: str = "auto"
+    eval_batch_size: int = 256
+
+
+@dataclass
+class _Example:
+    text: str
+    gold: np.ndarray | None  # [L] label ids
+    teacher: slice | None  # the sentence's rows in the cache arrays
+
+
+def _cache_examples(corpus: CachedCorpus) -> tuple[list[_Example], list[_Example]]:
+    labeled, unlabeled = [], []
+    for i in range(len(corpus)):
+        at = corpus.span(i)
+        example = _Example(corpus.text(i), corpus.gold[at].astype(np.int64) if corpus.labeled(i) else None, at)
+        (labeled if example.gold is not None else unlabeled).append(example)
+    return labeled, unlabeled
+
+
+def _teacher_embeddings(
+    teacher_dir: Path, featurizer: Featurizer, dim: int, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
+    """Character embeddings from the teacher's input embeddings, projected to ``dim`` by PCA.
+
+    Returns the [num_chars, dim] matrix (unit standard deviation, like a fresh nn.Embedding) and
+    how many characters it found in the teacher's vocabulary; the others keep a random start.
+    """
+    config, weights = read_model_dir(teacher_dir)
+    table = weights[config["input_embedding"]]  # [V_teacher, H]
+    char_to_id = config["char_vocab"]["char_to_id"]
+    rows = [(featurizer.char_index[c], char_to_id[c]) for c in featurizer.chars if c in char_to_id]
+    if len(rows) < 2:
+        raise DistillError(f"the teacher in {teacher_dir} knows almost none of the student's characters")
+    known = table[[t for _, t in rows]].astype(np.float64)
+    centered = known - known.mean(0)
+    _, _, components = np.linalg.svd(centered, full_matrices=False)
+    dim_used = min(dim, components.shape[0])
+    projected = centered @ components[:dim_used].T
+    projected /= projected.std() + 1e-8
+    out = rng.standard_normal((featurizer.num_chars, dim)).astype(np.float32)
+    out[[s for s, _ in rows], :dim_used] = projected
+    out[0] = 0.0
+    return out, len(rows)
+
+
+def _pad(rows: list[np.ndarray], width: int, value: float = 0, dtype=np.int64) -> np.ndarray:
+    shape = (len(rows), width, *rows[0].shape[1:])
+    out = np.full(shape, value, dtype=dtype)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def train_student(cfg: StudentTrainConfig) -> dict:
+    """Train, keep the best epoch in ``cfg.out``, and return its metrics."""
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.kd not in ("emission", "marginal") or cfg.unlabeled_hard not in ("viterbi", "none"):
+        raise DistillError(
+            f"--kd must be emission or marginal, --unlabeled-hard viterbi or none; got {cfg.kd}, {cfg.unlabeled_hard}"
+        )
+    if not 0 <= cfg.alpha <= 1 or cfg.temperature <= 0:
+        raise DistillError(f"--alpha must lie in [0, 1] and --T be positive, got {cfg.alpha}, {cfg.temperature}")
+
+    corpus, index = None, {}
+    if cfg.cache is not None:
+        index = read_index(cfg.cache)
+        corpus = load_cache(cfg.cache)
+    elif cfg.alpha < 1:
+        raise DistillError(
+            "distillation (--alpha below 1) needs a teacher cache: pass --cache (see distill teacher-cache)"
+        )
+    data = cfg.data if cfg.data is not None else index.get("data")
+    dataset = load_dataset(data)
+    dev, _ = dataset.load("dev")
+
+    if corpus is not None:
+        labels = corpus.labels
+        labeled, unlabeled = _cache_examples(corpus)
+        if cfg.alpha == 1:
+            unlabeled = []  # the hard-label baseline sees what the baseline without a cache sees
+        if corpus.emissions.shape[1] != len(labels):
+            raise DistillError(
+                f"{cfg.cache}: emissions have {corpus.emissions.shape[1]} tags but the index lists {len(labels)}"
+            )
+    else:
+        train, _ = dataset.load("train")
+        types = sorted({span.type for s in train for span in tags_to_spans(s.tags)})
+        labels = label_set(types, "bioes")
+        index_of = {label: i for i, label in enumerate(labels)}
+        labeled = [_Example(s.text, np.array([index_of[t] for t in s.tags]), None) for s in train if len(s) > 0]
+        unlabeled = []
+    scheme = "bioes" if any(label.startswith("E-") for label in labels) else "bio"
+    dev_types = {span.type for s in dev for span in tags_to_spans(s.tags)}
+    label_types = {label[2:] for label in labels if label != "O"}
+    if not dev_types <= label_types:
+        raise DistillError(
+            f"the label set of {data or 'the default data'} ({', '.join(sorted(dev_types))}) does not match the "
+            f"cache's ({', '.join(sorted(label_types))}): the cache was made for another dataset"
+        )
+    dev = [type(s)(s.text, convert_tags(s.tags, scheme), s.source, s.line) for s in dev]
+
+    featurizer = Featurizer.build([e.text for e in labeled + unlabeled], cfg.bigrams, cfg.jieba, cfg.min_bigram_count)
+    teacher_dir = Path(index["teacher"]["path"]) if cfg.teacher_init and index else None
+    if cfg.teacher_init:
+        if teacher_dir is None:
+            raise DistillError("--teacher-init needs a cache (it names the teacher whose embeddings to use)")
+        teacher_chars = read_model_dir(teacher_dir, verify=False)[0]["char_vocab"]["char_to_id"]
+        featurizer = Featurizer(sorted(set(featurizer.chars) | set(teacher_chars)), featurizer.bigram_list, cfg.jieba)
+    arch = Architecture(cfg.embedding_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.bigram_dim, cfg.word_dim)
+    net = BiLstmCrf(arch, featurizer.num_chars, featurizer.num_bigrams, cfg.jieba, labels)
+    init_note = {}
+    if teacher_dir is not None:
+        table, found = _teacher_embeddings(teacher_dir, featurizer, cfg.embedding_dim, rng)
+        with torch.no_grad():
+            net.chars.weight.copy_(torch.from_numpy(table))
+        init_note = {"teacher_init_chars": found}
+        tqdm.write(f"character embeddings of {found} of {featurizer.num_chars - 2} characters start from the teacher's")
+    net.to(device)
+    student = Student(net, featurizer, labels, {})
+
+    examples = labeled + unlabeled
+    features = [featurizer.encode([e.text]) for e in examples]  # once, not every epoch
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    kd_settings = {
+        "kd": cfg.kd if cfg.alpha < 1 else None,
+        "alpha": cfg.alpha,
+        "temperature": cfg.temperature,
+        "unlabeled_hard": cfg.unlabeled_hard,
+        "unlabeled_ratio": cfg.unlabeled_ratio if unlabeled else 0.0,
+        "unlabeled_pool": len(unlabeled),
+        "teacher_init": cfg.teacher_init,
+        "teacher": index.get("teacher", {}).get("fingerprint"),
+        "cache": str(cfg.cache) if cfg.cache else None,
+    }
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    log = JsonlLog(cfg.out / "train_log.jsonl")
+    best: dict = {"dev_f1": -1.0, "epoch": 0}
+    stale = 0
+    n_unlabeled = min(len(unlabeled), round(cfg.unlabeled_ratio * len(labeled)))
+    order = rng.permutation(len(unlabeled)) + len(labeled)
+    for epoch in range(1, cfg.epochs + 1):
+        # A different window of the unlabeled pool each epoch, so all of it is used in turn.
+        start = ((epoch - 1) * n_unlabeled) % max(1, len(unlabeled))
+        chosen = list(range(len(labeled))) + np.roll(order, -start)[:n_unlabeled].tolist()
+        lengths = [len(examples[i].text) for i in chosen]
+        batches = bucket_batches(lengths, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
+        net.train()
+        started, chars, loss_sum = time.perf_counter(), 0, 0.0
+        bar = tqdm(batches, desc=f"student epoch {epoch}/{cfg.epochs}", unit="batch", leave=False)
+        for batch in bar:
+            members = [chosen[i] for i in batch]
+            loss = _batch_loss(net, cfg, [examples[i] for i in members], [features[i] for i in members], corpus, device)
+            if not torch.isfinite(loss):
+                raise DistillError(
+                    f"the loss became {loss.item()} at epoch {epoch}; the best checkpoint so far is kept in {cfg.out}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            loss_sum += loss.item()
+            chars += sum(len(examples[i].text) for i in members)
+            bar.set_postfix(loss=f"{loss.item():.3f}", chars_s=f"{chars / (time.perf_counter() - started):.0f}")
+        seconds = time.perf_counter() - started
+        scores, _ = evaluate(student.tag_ids, dev, labels, cfg.eval_batch_size)
+        log.write(
+            {
+                "epoch": epoch,
+                "train_loss": loss_sum / max(1, len(batches)),
+                "dev": scores.overall.__dict__,
+                "seconds": round(seconds, 1),
+                "sentences": len(chosen),
+            }
+        )
+        tqdm.write(
+            f"epoch {epoch}: loss {loss_sum / max(1, len(batches)):.4f}  dev F1 {scores.f1:.4f}  {seconds:.0f} s"
+        )
+        if scores.f1 > best["dev_f1"]:
+            best = {"dev_f1": scores.f1, "epoch": epoch, "dev": scores.as_dict()}
+            stale = 0
+            student.save(cfg.out, {"training": settings, "distillation": kd_settings, "metrics": best, **init_note})
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                tqdm.write(f"no dev improvement for {cfg.patience} epochs: stopping")
+                break
+    if dataset.has("test"):
+        best_student = Student.load(cfg.out, device)
+        test, _ = dataset.load("test")
+        test = [type(s)(s.text, convert_tags(s.tags, scheme), s.source, s.line) for s in test]
+        scores, _ = evaluate(best_student.tag_ids, test, labels, cfg.eval_batch_size)
+        best["test"] = scores.as_dict()
+        best_student.save(cfg.out, {"training": settings, "distillation": kd_settings, "metrics": best, **init_note})
+        tqdm.write(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
+    return best
+
+
+def _batch_loss(
+    net: BiLstmCrf, cfg: StudentTrainConfig, batch: list[_Example], features: list[dict], corpus, device
+) -> torch.Tensor:
+    width = max(len(e.text) for e in batch)
+    inputs = {
+        key: torch.from_numpy(_pad([f[key][0] for f in features], width)).to(device)
+        for key in features[0]
+        if key != "lengths"
+    }
+    lengths = torch.tensor([len(e.text) for e in batch], device=device)
+    mask = torch.arange(width, device=device)[None, :] < lengths[:, None]
+    emissions = net(lengths=lengths, **inputs)
+    hard = soft = None
+    if cfg.alpha > 0:
+        targets, use = [], []
+        for e in batch:
+            if e.gold is not None:
+                targets.append(e.gold)
+                use.append(True)
+            else:
+                targets.append(
+                    corpus.viterbi[e.teacher].astype(np.int64)
+                    if cfg.unlabeled_hard == "viterbi"
+                    else np.zeros(len(e.text), np.int64)
+                )
+                use.append(cfg.unlabeled_hard == "viterbi")
+        tags = torch.from_numpy(_pad(targets, width)).to(device)
+        hard = hard_nll(net.crf, emissions, tags, mask, torch.tensor(use, device=device))
+    if cfg.alpha < 1:
+        source = corpus.emissions if cfg.kd == "emission" else corpus.marginals
+        teacher = torch.from_numpy(_pad([source[e.teacher] for e in batch], width, 0, np.float32)).to(device)
+        if cfg.kd == "emission":
+            soft = emission_kd(emissions, teacher, mask, cfg.temperature)
+        else:
+            soft = marginal_kd(net.crf, emissions, teacher, mask)
+    return mixed_loss(hard, soft, cfg.alpha)

@@ -1,0 +1,225 @@
+"""The student: losses against hand computations and a brute-force oracle, training on a tiny
+cache, refusals, save/load, and prediction offsets."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+
+from distill.cli import cli
+from distill.crf import CRF
+from distill.errors import DistillError
+from student.features import Featurizer, bigrams, word_positions
+from student.losses import emission_kd, hard_nll, marginal_kd, mixed_loss
+from student.model import Architecture, BiLstmCrf, Student, reverse_index
+from student.train import StudentTrainConfig, train_student
+
+TINY = {"epochs": 4, "hidden": 16, "embedding_dim": 16, "batch_size": 8, "patience": 4}
+
+
+def test_emission_kd_by_hand():
+    student = torch.tensor([[[1.0, 0.0], [0.0, 0.0], [5.0, 5.0]]])
+    teacher = torch.tensor([[[0.0, 1.0], [2.0, 0.0], [9.0, -9.0]]])
+    mask = torch.tensor([[True, True, False]])  # the third position is padding and must not count
+    temperature = 2.0
+
+    def kl(t, s):
+        p, q = F.softmax(torch.tensor(t) / temperature, -1), F.softmax(torch.tensor(s) / temperature, -1)
+        return float((p * (p / q).log()).sum())
+
+    expected = temperature**2 * (kl([0.0, 1.0], [1.0, 0.0]) + kl([2.0, 0.0], [0.0, 0.0])) / 2
+    assert emission_kd(student, teacher, mask, temperature).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_emission_kd_is_zero_for_equal_scores_and_scales_with_t_squared():
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 5, 4), torch.randn(2, 5, 4)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    assert emission_kd(t, t, mask, 3.0).item() == pytest.approx(0.0, abs=1e-6)
+    # T^2 keeps the gradient's size comparable across temperatures; at large T, T^2 * KL tends to
+    # the squared difference of centred logits over 2K (Hinton et al.), independent of T.
+    big = [emission_kd(s, t, mask, temp).item() for temp in (50.0, 100.0)]
+    assert big[0] == pytest.approx(big[1], rel=1e-2)
+    centred = (s - s.mean(-1, keepdim=True)) - (t - t.mean(-1, keepdim=True))
+    assert big[1] == pytest.approx(float((centred**2).sum(-1).mean() / (2 * 4)), rel=2e-2)
+
+
+def test_mixed_loss_limits():
+    hard, soft = torch.tensor(2.0), torch.tensor(10.0)
+    assert mixed_loss(hard, soft, 0.5).item() == pytest.approx(6.0)
+    assert mixed_loss(hard, None, 1.0).item() == 2.0
+    assert mixed_loss(None, soft, 0.0).item() == 10.0
+
+
+def test_hard_nll_is_per_character_and_skips_unused_sentences():
+    torch.manual_seed(1)
+    crf = CRF(3)
+    emissions, tags = torch.randn(2, 4, 3), torch.randint(0, 3, (2, 4))
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]).bool()
+    per_sentence = crf.nll(emissions, tags, mask, reduction="none")
+    both = hard_nll(crf, emissions, tags, mask, torch.tensor([True, True]))
+    assert both.item() == pytest.approx(per_sentence.sum().item() / 6, rel=1e-6)
+    first = hard_nll(crf, emissions, tags, mask, torch.tensor([True, False]))
+    assert first.item() == pytest.approx(per_sentence[0].item() / 4, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_marginal_kd_equals_the_brute_force_oracle(seed):
+    torch.manual_seed(seed)
+    num_tags, steps = 3, 4
+    crf = CRF(num_tags)
+    for p in crf.parameters():
+        torch.nn.init.normal_(p)
+    student = torch.randn(2, steps, num_tags)
+    teacher = torch.softmax(torch.randn(2, steps, num_tags), -1)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]).bool()
+    total, count = 0.0, 0
+    for b in range(2):  # the oracle: enumerate every path, with no autograd
+        torch.set_grad_enabled(False)
+        length = int(mask[b].sum())
+        paths = list(itertools.product(range(num_tags), repeat=length))
+        scores = []
+        for path in paths:
+            s = crf.start_transitions[path[0]] + crf.end_transitions[path[-1]]
+            s = s + sum(student[b, t, tag] for t, tag in enumerate(path))
+            s = s + sum(crf.transitions[a, c] for a, c in itertools.pairwise(path))
+            scores.append(s)
+        probs = torch.softmax(torch.stack(scores), 0)
+        q = torch.zeros(length, num_tags)
+        for path, p in zip(paths, probs):
+            for t, tag in enumerate(path):
+                q[t, tag] += p
+        p_t = teacher[b, :length]
+        total += float((p_t * (p_t.log() - q.log())).sum())
+        count += length
+        torch.set_grad_enabled(True)
+    loss = marginal_kd(crf, student, teacher, mask)
+    assert loss.item() == pytest.approx(total / count, rel=1e-4)
+    student.requires_grad_(True)
+    marginal_kd(crf, student, teacher, mask).backward()
+    assert torch.isfinite(student.grad).all() and student.grad[1, 3].abs().sum() == 0
+
+
+def test_reverse_index_flips_within_each_length():
+    assert reverse_index(torch.tensor([3, 1]), 4).tolist() == [[2, 1, 0, 3], [0, 1, 2, 3]]
+
+
+def test_padding_never_changes_a_sentences_emissions():
+    torch.manual_seed(0)
+    featurizer = Featurizer.build(["张三在北京", "李四"], use_bigrams=True, use_jieba=True, min_bigram_count=1)
+    net = BiLstmCrf(
+        Architecture(8, 6, 2, 0.0, 4, 3), featurizer.num_chars, featurizer.num_bigrams, True, ["O", "B-X", "I-X"]
+    )
+    student = Student(net, featurizer, ["O", "B-X", "I-X"], {})
+    alone, _ = student.emissions(["李四"])
+    padded, _ = student.emissions(["张三在北京", "李四"])
+    torch.testing.assert_close(padded[1, :2], alone[0])
+
+
+def test_features():
+    assert bigrams("北京") == ["北京", "京\x03"]
+    assert word_positions("我爱北京天安门") == [4, 4, 1, 3, 1, 2, 3]
+    featurizer = Featurizer.build(["ab", "ba", "abc"], use_bigrams=True, min_bigram_count=2)
+    assert featurizer.bigram_list == ["ab"]
+    encoded = featurizer.encode(["ab", "zzz"])
+    assert encoded["chars"].tolist() == [[2, 3, 0], [1, 1, 1]] and encoded["lengths"].tolist() == [2, 3]
+    assert Featurizer.from_config(featurizer.to_config()).encode(["ab"])["bigrams"].tolist() == [[2, 1]]
+
+
+@pytest.fixture(scope="module")
+def distilled(tiny_teacher, tmp_path_factory):
+    out = tmp_path_factory.mktemp("student") / "student"
+    torch.manual_seed(0)
+    metrics = train_student(
+        StudentTrainConfig(out=out, cache=tiny_teacher["cache"], alpha=0.5, temperature=4.0, **TINY)
+    )
+    return out, metrics
+
+
+def test_distilled_student_trains_saves_and_records_how(distilled, tiny_teacher):
+    out, metrics = distilled
+    config = json.loads((out / "config.json").read_text())
+    assert (
+        config["kind"] == "student"
+        and config["distillation"]["alpha"] == 0.5
+        and config["distillation"]["kd"] == "emission"
+    )
+    assert (
+        config["distillation"]["teacher"]
+        == json.loads((tiny_teacher["cache"] / "index.json").read_text())["teacher"]["fingerprint"]
+    )
+    assert config["distillation"]["unlabeled_pool"] == 9 and "test" in metrics
+    log = (out / "train_log.jsonl").read_text().splitlines()
+    assert len(log) == TINY["epochs"] and json.loads(log[0])["sentences"] == 60 + 9
+    student, again = Student.load(out), Student.load(out)
+    texts = ["张三在北京工作", "李四是公司的人"]
+    assert student.tag_ids(texts) == again.tag_ids(texts)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"alpha": 1.0},
+        {"alpha": 0.5, "kd": "marginal", "unlabeled_hard": "none"},
+        {"alpha": 0.0, "bigrams": True, "jieba": True, "teacher_init": True, "min_bigram_count": 1},
+    ],
+)
+def test_variants_train(tiny_teacher, tmp_path, options):
+    metrics = train_student(
+        StudentTrainConfig(out=tmp_path / "s", cache=tiny_teacher["cache"], **{**TINY, "epochs": 2, **options})
+    )
+    config = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert metrics["epoch"] >= 1 and config["distillation"]["alpha"] == options["alpha"]
+    if options["alpha"] == 1.0:
+        assert config["distillation"]["kd"] is None and config["distillation"]["unlabeled_ratio"] == 0.0
+    if options.get("teacher_init"):
+        assert config["teacher_init_chars"] > 20 and config["features"]["jieba"]
+
+
+def test_teacher_init_copies_the_teachers_geometry(tiny_teacher, tmp_path):
+    from student.train import _teacher_embeddings
+
+    featurizer = Featurizer.build(["张三李四北京上海"])
+    import numpy as np
+
+    table, found = _teacher_embeddings(tiny_teacher["teacher"], featurizer, 4, np.random.default_rng(0))
+    assert found == 8 and table.shape == (featurizer.num_chars, 4) and np.allclose(table[0], 0)
+
+
+def test_hard_label_student_needs_no_cache(tiny_teacher, tmp_path):
+    metrics = train_student(StudentTrainConfig(out=tmp_path / "s", data=str(tiny_teacher["data"]), alpha=1.0, **TINY))
+    assert metrics["epoch"] >= 1
+    with pytest.raises(DistillError, match="needs a teacher cache"):
+        train_student(StudentTrainConfig(out=tmp_path / "t", data=str(tiny_teacher["data"]), alpha=0.5, **TINY))
+
+
+def test_cache_with_another_label_set_is_refused(tiny_teacher, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    for split in ("train", "dev", "test"):
+        (other / f"{split}.txt").write_text("张\tB-NAME\n三\tI-NAME\n\n", encoding="utf-8")
+    with pytest.raises(DistillError, match="does not match the cache"):
+        train_student(StudentTrainConfig(out=tmp_path / "s", cache=tiny_teacher["cache"], data=str(other), **TINY))
+
+
+def test_predict_offsets_on_spaces_latin_digits_and_emoji(distilled):
+    out, _ = distilled
+    texts = ["张三 在 北京。abc 123 😀 李四在上海工作！", "😀😀张三", "   ", "", "x" * 700 + "。张三在北京"]
+    result = CliRunner().invoke(cli, ["predict", str(out), *texts])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["text"] for line in lines] == texts
+    for line in lines:
+        for entity in line["entities"]:
+            assert line["text"][entity["start"] : entity["end"]] == entity["text"]
+            assert entity["end"] > entity["start"]
+    assert lines[2]["entities"] == [] and lines[3]["entities"] == []
+    from distill.api import load_model
+
+    model = load_model(out)
+    assert [[e.as_dict() for e in row] for row in model.predict(texts)] == [line["entities"] for line in lines]
