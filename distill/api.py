@@ -52,22 +52,54 @@ class Model:
         return evaluate(self.tag_ids, sentences, self.labels, batch_size)[0]
 
 
-def load_model(directory: str | Path, device: str = "cpu") -> Model:
-    """Load a teacher or student directory (config.json says which)."""
+RUNTIMES = ("torch", "int8", "onnx")
+"""torch: the saved model; int8: PyTorch dynamic INT8 quantisation of its Linear and LSTM layers,
+made at load time (CPU only); onnx: a student's ONNX export on onnxruntime, without torch."""
+
+
+def load_model(
+    directory: str | Path,
+    device: str = "cpu",
+    runtime: str = "torch",
+    onnx_dir: str | Path | None = None,
+    threads: int = 0,
+) -> Model:
+    """Load a teacher or student directory (config.json says which) for one of ``RUNTIMES``.
+
+    ``onnx_dir`` holds the ONNX export if not ``directory`` itself; ``threads`` sets onnxruntime's
+    intra-op threads (0: its default). Torch's threads are the caller's to set.
+    """
     directory = Path(directory)
     config = read_config(directory)
-    if config["kind"] == "teacher":
-        from teacher.model import Teacher
+    kind = config["kind"]
+    if kind not in ("teacher", "student"):
+        raise DistillError(f"{directory}: unknown model kind {kind!r} (expected teacher or student)")
+    if runtime not in RUNTIMES:
+        raise DistillError(f"unknown runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
+    max_len = STUDENT_MAX_LEN if kind == "student" else config["window"]
+    if runtime == "onnx":
+        from student.onnx_runtime import OnnxStudent
 
-        from .training import resolve_device
+        onnx = OnnxStudent(directory, onnx_dir, threads)
+        return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len)
 
-        teacher = Teacher.load(directory, resolve_device(device))
-        return Model("teacher", teacher.labels, teacher.config, teacher.tag_ids, teacher.window)
-    if config["kind"] == "student":
-        from student.model import Student
+    from .training import resolve_device
 
-        from .training import resolve_device
+    torch_device = resolve_device(device)
+    if runtime == "int8" and torch_device.type != "cpu":
+        raise DistillError("int8 dynamic quantisation runs on the CPU only")
+    if kind == "teacher":
+        from teacher.model import Teacher as loaded_class
+    else:
+        from student.model import Student as loaded_class
+    model = loaded_class.load(directory, torch_device)
+    if runtime == "int8":
+        model.net = quantize_int8(model.net)
+    return Model(kind, model.labels, model.config, model.tag_ids, max_len)
 
-        student = Student.load(directory, resolve_device(device))
-        return Model("student", student.labels, student.config, student.tag_ids, STUDENT_MAX_LEN)
-    raise DistillError(f"{directory}: unknown model kind {config['kind']!r} (expected teacher or student)")
+
+def quantize_int8(net):
+    """PyTorch's dynamic INT8 quantisation of a network's Linear and LSTM layers."""
+    import torch
+
+    return torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear, torch.nn.LSTM}, dtype=torch.qint8)

@@ -44,12 +44,7 @@ class CRF(torchcrf.CRF):
         super().__init__(num_tags, batch_first=True)
         penalty = torch.zeros(num_tags + 2, num_tags)
         if allowed is not None:
-            start, pairs, end = (torch.as_tensor(x, dtype=torch.bool) for x in allowed)
-            if pairs.shape != (num_tags, num_tags) or start.shape != (num_tags,) or end.shape != (num_tags,):
-                raise ValueError(f"allowed transitions must be [{num_tags}], [{num_tags}, {num_tags}], [{num_tags}]")
-            penalty[0].masked_fill_(~start, float("-inf"))
-            penalty[1 : num_tags + 1].masked_fill_(~pairs, float("-inf"))
-            penalty[-1].masked_fill_(~end, float("-inf"))
+            penalty = torch.from_numpy(viterbi.transition_penalties(allowed, num_tags))
         # Rows: start, the K x K transitions, end. A buffer, so it follows .to(device), but not
         # saved: it is derived from the label set when a model is built.
         self.register_buffer("constraint", penalty, persistent=False)

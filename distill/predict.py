@@ -2,6 +2,7 @@
 
 Text is split at sentence ends (and capped in length), each piece tagged, and every entity's
 offsets mapped back into the original string: ``text[start:end] == entity.text``.
+Imports numpy only (through ``data``): the torch-free deployment predicts through it.
 """
 
 from __future__ import annotations
@@ -9,9 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from data import split_sentences, tags_to_spans
+from data import bucket_batches, split_sentences, tags_to_spans
 
-from .training import tag_in_batches
+
+def tag_in_batches(
+    tag_ids: Callable[[list[str]], list[list[int]]], texts: Sequence[str], batch_size: int
+) -> list[list[int]]:
+    """``tag_ids`` over length-bucketed batches of ``texts``, results in the original order."""
+    results: list[list[int]] = [[] for _ in texts]
+    for batch in bucket_batches([len(t) for t in texts], batch_size):
+        for i, tags in zip(batch, tag_ids([texts[i] for i in batch])):
+            results[i] = tags
+    return results
 
 
 @dataclass(frozen=True)

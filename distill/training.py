@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
-from data import Sentence, bucket_batches
+from data import Sentence
 
 from .metrics import EntityScores, entity_scores
+from .predict import tag_in_batches
 
 
 def seed_everything(seed: int) -> None:
@@ -106,17 +107,6 @@ class Processes:
         tensor = torch.tensor([value], dtype=torch.float64)
         torch.distributed.all_reduce(tensor)
         return tensor.item() / self.world
-
-
-def tag_in_batches(
-    tag_ids: Callable[[list[str]], list[list[int]]], texts: Sequence[str], batch_size: int
-) -> list[list[int]]:
-    """``tag_ids`` over length-bucketed batches of ``texts``, results in the original order."""
-    results: list[list[int]] = [[] for _ in texts]
-    for batch in bucket_batches([len(t) for t in texts], batch_size):
-        for i, tags in zip(batch, tag_ids([texts[i] for i in batch])):
-            results[i] = tags
-    return results
 
 
 def evaluate(

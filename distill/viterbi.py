@@ -18,6 +18,19 @@ MAX_CANDIDATES = 1 << 24
 """Candidate scores kept per call (64 MiB of float32); larger batches are decoded in slices."""
 
 
+def transition_penalties(allowed: tuple, num_tags: int) -> np.ndarray:
+    """[K + 2, K] scores to add for a tag scheme's constraints: 0 where allowed, -inf where not.
+
+    Rows: start, then the K x K transitions, then end. ``allowed`` is ``(start [K], pairs [K, K],
+    end [K])`` of booleans, as :func:`data.allowed_transitions` gives.
+    """
+    start, pairs, end = (np.asarray(x, dtype=bool) for x in allowed)
+    if pairs.shape != (num_tags, num_tags) or start.shape != (num_tags,) or end.shape != (num_tags,):
+        raise ValueError(f"allowed transitions must be [{num_tags}], [{num_tags}, {num_tags}], [{num_tags}]")
+    allowed_rows = np.concatenate([start[None], pairs, end[None]])
+    return np.where(allowed_rows, np.float32(0), np.float32(-np.inf)).astype(np.float32)
+
+
 def viterbi_decode(
     emissions: np.ndarray,
     lengths: np.ndarray,

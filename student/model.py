@@ -80,10 +80,12 @@ class BiLstmCrf(nn.Module):
             parts.append(self.words(words))
         x = self.dropout(torch.cat(parts, dim=-1))  # [B, T, E]
         flip = reverse_index(lengths, chars.shape[1])[..., None]  # [B, T, 1]
+        # Explicit zero states sized from the input, so an ONNX export takes any batch size.
+        zeros = x.new_zeros(1, x.shape[0], self.arch.hidden)
         for fwd, bwd in zip(self.forward_layers, self.backward_layers):
-            ahead, _ = fwd(x)
+            ahead, _ = fwd(x, (zeros, zeros))
             reversed_x = x.gather(1, flip.expand(-1, -1, x.shape[-1]))
-            back, _ = bwd(reversed_x)
+            back, _ = bwd(reversed_x, (zeros, zeros))
             back = back.gather(1, flip.expand(-1, -1, back.shape[-1]))
             x = self.dropout(torch.cat([ahead, back], dim=-1))  # [B, T, 2H]
         return self.classifier(x)

@@ -21,6 +21,8 @@ COMMANDS = {
     "student-train": ".student_commands:student_train",
     "evaluate": ".model_commands:evaluate",
     "predict": ".model_commands:predict",
+    "export": ".export_commands:export",
+    "benchmark": ".benchmark_commands:benchmark",
 }
 
 # Errors whose message is the whole story for a user: shown as one paragraph, no traceback.

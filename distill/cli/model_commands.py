@@ -57,7 +57,14 @@ def evaluate(model_dir: Path, data: str | None, split: str, batch_size: int, dev
 )
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
-def predict(model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int, device: str) -> None:
+@click.option(
+    "--runtime",
+    type=click.Choice(["torch", "int8", "onnx"]),
+    default="torch",
+    show_default=True,
+    help="onnx: a student's ONNX export on onnxruntime, never importing torch; int8: dynamic quantisation.",
+)
+def predict(model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int, device: str, runtime: str) -> None:
     """Tag TEXTS (or each line of --input) with MODEL_DIR; print one JSON line per text.
 
     Each line is {"text": ..., "entities": [{"type", "text", "start", "end"}]} with character
@@ -67,6 +74,7 @@ def predict(model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int
     Examples:
       distill predict runs/resume-teacher "张三，男，1970年出生，现任北京大学教授。"
       distill predict runs/resume-teacher --input texts.txt > entities.jsonl
+      distill predict runs/resume-student --runtime onnx "张三在北京工作"
     """
     from distill.api import load_model
 
@@ -75,7 +83,7 @@ def predict(model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int
         inputs += [line.rstrip("\r\n") for line in input_file]
     if not inputs:
         raise click.UsageError("give TEXTS or --input FILE")
-    model = load_model(model_dir, device)
+    model = load_model(model_dir, device, runtime)
     out = sys.stdout
     for text, entities in zip(inputs, model.predict(inputs, batch_size)):
         out.write(json.dumps({"text": text, "entities": [e.as_dict() for e in entities]}, ensure_ascii=False) + "\n")

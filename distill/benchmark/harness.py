@@ -1,0 +1,217 @@
+"""``distill benchmark``: every model and variant on the same test set, each in a fresh process.
+
+For each model directory (teacher or student), each runtime variant that applies (torch, int8,
+and onnx for students) and each device asked for, a worker process measures latency, throughput,
+peak memory and load time and tags the test set; this process scores the tags (seqeval), checks
+that variants agree with their PyTorch original, and writes the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data import convert_tags, label_scheme, load_dataset
+from distill.artifacts import CONFIG, WEIGHTS, read_config
+from distill.environment import describe_environment
+from distill.errors import DistillError
+from distill.metrics import entity_scores
+
+from .report import recommend, write_report
+
+SCHEMA_VERSION = 1
+VARIANTS = {"teacher": ("torch", "int8"), "student": ("torch", "int8", "onnx")}
+
+
+@dataclass
+class BenchmarkConfig:
+    models: list[tuple[str, Path]]
+    out: Path
+    data: str | None = None
+    split: str = "test"
+    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    variants: list[str] = field(default_factory=lambda: ["torch", "int8", "onnx"])
+    max_f1_drop: float = 1.0
+    latency_sentences: int = 500
+    warmup: int = 20
+    batch_sizes: list[int] = field(default_factory=lambda: [32, 256])
+    throughput_repeats: int = 3
+    threads: int = 0
+    """Threads for torch and onnxruntime in every worker (0: their defaults)."""
+    timeout: int = 3600
+
+
+def _parameters(model_dir: Path) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / WEIGHTS), "np") as weights:
+        total = 0
+        for name in weights.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
+            count = 1
+            for dim in weights.get_slice(name).get_shape():
+                count *= dim
+            total += count
+    return total
+
+
+def _unavailable(device: str, runtime: str, cuda: bool) -> str | None:
+    if device.startswith("cuda") and not cuda:
+        return "CUDA is not available on this machine"
+    if device.startswith("cuda") and runtime == "int8":
+        return "PyTorch dynamic INT8 quantisation runs on the CPU only"
+    if device.startswith("cuda") and runtime == "onnx":
+        return "the ONNX runtime here is onnxruntime's CPU build"
+    return None
+
+
+def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
+    """Measure, score, recommend, and write ``report.json``, ``report.md`` and ``pareto.png``."""
+    import torch
+
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    cuda = torch.cuda.is_available()
+    dataset = load_dataset(cfg.data)
+    sentences, _ = dataset.load(cfg.split)
+    gold_sentences = [s for s in sentences if len(s.text) > 0]
+    plan = []
+    for name, model_dir in cfg.models:
+        config = read_config(model_dir)
+        kind = config["kind"]
+        for runtime in VARIANTS.get(kind, ()):
+            if runtime in cfg.variants:
+                plan.extend((name, Path(model_dir), config, runtime, device) for device in cfg.devices)
+    if not plan:
+        raise DistillError("nothing to measure: give --model directories and at least one applicable --variants")
+
+    runs = []
+    onnx_dirs: dict[str, Path] = {}
+    progress = tqdm(plan, desc="benchmark", unit="run")
+    for name, model_dir, config, runtime, device in progress:
+        progress.set_postfix_str(f"{name} {runtime} {device}")
+        record = {
+            "model": name,
+            "path": str(model_dir),
+            "kind": config["kind"],
+            "variant": runtime,
+            "device": device,
+            "status": "ok",
+            "size": {
+                "parameters": _parameters(model_dir),
+                "bytes_on_disk": (model_dir / WEIGHTS).stat().st_size + (model_dir / CONFIG).stat().st_size,
+            },
+            "distillation": config.get("distillation"),
+            "architecture": config.get("architecture"),
+        }
+        reason = _unavailable(device, runtime, cuda)
+        if reason:
+            runs.append(record | {"status": "unavailable", "reason": reason})
+            continue
+        onnx_dir = None
+        if runtime == "onnx":
+            from student.export import export_onnx
+
+            onnx_dir = onnx_dirs.setdefault(name, cfg.out / "onnx" / name)
+            if not (onnx_dir / "model.onnx").exists():
+                export_onnx(model_dir, onnx_dir)
+            record["size"]["bytes_on_disk"] = (onnx_dir / "model.onnx").stat().st_size + (
+                model_dir / CONFIG
+            ).stat().st_size
+        if runtime == "int8":
+            record["size"]["bytes_on_disk"] = None  # quantised at load time, never stored
+        spec = {
+            "model": str(model_dir),
+            "runtime": runtime,
+            "device": device,
+            "onnx_dir": str(onnx_dir) if onnx_dir else None,
+            "data": cfg.data,
+            "split": cfg.split,
+            "warmup": cfg.warmup,
+            "latency_sentences": cfg.latency_sentences,
+            "batch_sizes": cfg.batch_sizes,
+            "throughput_repeats": cfg.throughput_repeats,
+            "threads": cfg.threads,
+        }
+        result = _run_worker(spec, cfg.timeout)
+        if "error" in result:
+            runs.append(record | {"status": "failed", "reason": result["error"]})
+            continue
+        labels = config["labels"]
+        scheme = label_scheme(labels)
+        gold = [convert_tags(s.tags, scheme) for s in gold_sentences]
+        tags = result.pop("predicted_tags")
+        scores = entity_scores(gold, tags)
+        runs.append(record | result | {"accuracy": scores.as_dict(), "_tags": tags})
+    _agreement(runs)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": command,
+        "environment": describe_environment() | {"cuda": cuda},
+        "data": {
+            "path": cfg.data or "default",
+            "split": cfg.split,
+            "sentences": len(gold_sentences),
+            "characters": sum(len(s.text) for s in gold_sentences),
+        },
+        "settings": {k: v for k, v in cfg.__dict__.items() if k not in ("models", "out")},
+        "runs": runs,
+    }
+    report["settings"]["models"] = [[n, str(p)] for n, p in cfg.models]
+    report["recommendation"] = recommend(runs, cfg.max_f1_drop)
+    write_report(report, cfg.out)
+    return report
+
+
+def _run_worker(spec: dict, timeout: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
+        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        env = dict(os.environ)
+        if spec["threads"]:
+            env["OMP_NUM_THREADS"] = str(spec["threads"])
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "distill.benchmark.worker", str(spec_path), str(out_path)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout} s"}
+        if proc.returncode != 0 or not out_path.exists():
+            return {"error": (proc.stderr.strip().splitlines() or ["worker failed"])[-1]}
+        result = json.loads(out_path.read_text(encoding="utf-8"))
+    result["predicted_tags"] = result.pop("predicted")
+    return result
+
+
+def _agreement(runs: list[dict]) -> None:
+    """For each int8/onnx run, how often it tags exactly as its model's PyTorch run on the same device."""
+    # Predictions are dropped from the report after this (they are large); keep them per run here.
+    reference = {(r["model"], r["device"]): r for r in runs if r["variant"] == "torch" and r["status"] == "ok"}
+    for run in runs:
+        if run["status"] != "ok" or run["variant"] == "torch":
+            continue
+        base = reference.get((run["model"], "cpu")) or reference.get((run["model"], run["device"]))
+        if base is None:
+            continue
+        same = sum(a == b for a, b in zip(run["_tags"], base["_tags"]))
+        chars = sum(x == y for a, b in zip(run["_tags"], base["_tags"]) for x, y in zip(a, b))
+        total_chars = sum(len(a) for a in base["_tags"])
+        run["agreement"] = {
+            "sentences": same / len(base["_tags"]),
+            "characters": chars / total_chars,
+            "reference": f"{base['model']} torch {base['device']}",
+        }
+    for run in runs:
+        run.pop("_tags", None)

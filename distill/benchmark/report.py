@@ -1,0 +1,210 @@
+"""The deployment report: report.json (everything), report.md (the table a person reads), pareto.png.
+
+``render`` rebuilds report.md and pareto.png from report.json alone, so a report can be
+re-rendered (or merged) without measuring again.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from distill.artifacts import atomic_write, atomic_write_json
+
+
+def _ok(runs: list[dict]) -> list[dict]:
+    return [r for r in runs if r.get("status") == "ok"]
+
+
+def _label(run: dict) -> str:
+    return f"{run['model']} [{run['variant']}, {run['device']}]"
+
+
+def recommend(runs: list[dict], max_f1_drop: float) -> dict | None:
+    """The fastest run (batch-1 p50 latency) within ``max_f1_drop`` F1 points of the most accurate.
+
+    Speed-up and memory saving are against the teacher's PyTorch run on the same device, when the
+    report has one.
+    """
+    ok = _ok(runs)
+    if not ok:
+        return None
+    best = max(ok, key=lambda r: r["accuracy"]["overall"]["f1"])
+    floor = best["accuracy"]["overall"]["f1"] - max_f1_drop / 100
+    eligible = [r for r in ok if r["accuracy"]["overall"]["f1"] >= floor - 1e-12]
+    chosen = min(eligible, key=lambda r: r["latency_ms"]["p50"])
+    teacher = next(
+        (r for r in ok if r["kind"] == "teacher" and r["variant"] == "torch" and r["device"] == chosen["device"]), None
+    )
+    result = {
+        "model": chosen["model"],
+        "variant": chosen["variant"],
+        "device": chosen["device"],
+        "label": _label(chosen),
+        "f1": chosen["accuracy"]["overall"]["f1"],
+        "best_f1": best["accuracy"]["overall"]["f1"],
+        "best_label": _label(best),
+        "max_f1_drop": max_f1_drop,
+        "p50_ms": chosen["latency_ms"]["p50"],
+        "speedup_vs_teacher": None,
+        "memory_saving_vs_teacher": None,
+    }
+    if teacher is not None:
+        result["speedup_vs_teacher"] = teacher["latency_ms"]["p50"] / chosen["latency_ms"]["p50"]
+        result["throughput_ratio_vs_teacher"] = {
+            size: chosen["throughput"][size]["sentences_per_second"]
+            / teacher["throughput"][size]["sentences_per_second"]
+            for size in chosen["throughput"]
+            if size in teacher["throughput"]
+        }
+        result["memory_saving_vs_teacher"] = teacher["memory"]["peak_rss_mb"] / chosen["memory"]["peak_rss_mb"]
+    return result
+
+
+def recommendation_line(rec: dict | None) -> str:
+    if rec is None:
+        return "No recommendation: no run completed."
+    line = (
+        f"Deploy **{rec['label']}**: F1 {rec['f1'] * 100:.2f} (best {rec['best_f1'] * 100:.2f}, {rec['best_label']}; "
+        f"allowed drop {rec['max_f1_drop']:.2f}), batch-1 p50 {rec['p50_ms']:.2f} ms"
+    )
+    if rec.get("speedup_vs_teacher"):
+        line += (
+            f", {rec['speedup_vs_teacher']:.1f}x faster than the teacher at batch 1"
+            f" and {rec['memory_saving_vs_teacher']:.1f}x less peak memory"
+        )
+    return line + "."
+
+
+def _fmt(value, spec: str = ".2f", scale: float = 1.0) -> str:
+    return "n/a" if value is None else format(value * scale, spec)
+
+
+def markdown(report: dict) -> str:
+    env = report["environment"]
+    lines = [
+        "# Deployment report",
+        "",
+        recommendation_line(report.get("recommendation")),
+        "",
+        f"Data: `{report['data']['path']}` / {report['data']['split']}: {report['data']['sentences']} sentences, "
+        f"{report['data']['characters']} characters.  ",
+        f"Machine: {env.get('cpu')}, {env.get('cores')} cores; torch {env['versions'].get('torch')}, "
+        f"onnxruntime {env['versions'].get('onnxruntime')}; "
+        f"CUDA: {env.get('gpu') if env.get('cuda') else 'not available'}.  ",
+        f"Threads per worker: {report['settings'].get('threads') or 'library default'}. Created {report['created']}.  ",
+    ]
+    if report.get("command"):
+        lines.append(f"Command: `{report['command']}`")
+    sizes = report["settings"]["batch_sizes"]
+    header = (
+        ["model", "variant", "device", "F1", "P", "R", "p50 ms", "p95 ms", "p99 ms"]
+        + [f"sent/s @{b}" for b in sizes]
+        + [f"chars/s @{sizes[-1]}", "peak RSS MB", "CUDA MB", "params", "disk MB", "load s", "agrees"]
+    )
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for run in report["runs"]:
+        if run["status"] != "ok":
+            lines.append(
+                f"| {run['model']} | {run['variant']} | {run['device']} | {run['status']}: {run.get('reason', '')} |"
+            )
+            continue
+        o = run["accuracy"]["overall"]
+        lat = run["latency_ms"]
+        tp = run["throughput"]
+        agree = run.get("agreement", {}).get("sentences")
+        disk = run["size"]["bytes_on_disk"]
+        cells = [
+            run["model"],
+            run["variant"],
+            run["device"],
+            _fmt(o["f1"], ".2f", 100),
+            _fmt(o["precision"], ".2f", 100),
+            _fmt(o["recall"], ".2f", 100),
+            _fmt(lat["p50"]),
+            _fmt(lat["p95"]),
+            _fmt(lat["p99"]),
+            *(_fmt(tp[str(b)]["sentences_per_second"], ".0f") for b in sizes),
+            _fmt(tp[str(sizes[-1])]["chars_per_second"], ".0f"),
+            _fmt(run["memory"]["peak_rss_mb"], ".0f"),
+            _fmt(run["memory"]["cuda_peak_mb"], ".0f"),
+            f"{run['size']['parameters'] / 1e6:.2f}M",
+            _fmt(disk / 1e6 if disk else None, ".1f"),
+            _fmt(run["load_seconds"]),
+            _fmt(agree, ".1%", 1),
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += [
+        "",
+        "Latency: the whole predict path (text in, entities out) at batch 1, "
+        f"{report['settings']['latency_sentences']} calls over the test sentences in a fixed shuffled order "
+        "(cycled when there are fewer), after a warm-up; "
+        "throughput: the median of repeated passes over the whole test set. Peak RSS: the worker process that "
+        "loaded the model and ran the test set (a fresh process per row). 'agrees': sentences tagged exactly as "
+        "by the same model in PyTorch. int8 is quantised at load time, so it has no size on disk.",
+        "",
+        "![F1 against batch-1 latency](pareto.png)",
+        "",
+        "Per-type F1:",
+        "",
+    ]
+    types = sorted({t for r in _ok(report["runs"]) for t in r["accuracy"]["per_type"]})
+    lines += ["| run | " + " | ".join(types) + " |", "|" + "---|" * (len(types) + 1)]
+    for run in _ok(report["runs"]):
+        per = run["accuracy"]["per_type"]
+        lines.append(
+            f"| {_label(run)} | " + " | ".join(_fmt(per.get(t, {}).get("f1"), ".2f", 100) for t in types) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def pareto_png(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    ok = _ok(report["runs"])
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for i, run in enumerate(sorted(ok, key=lambda r: r["latency_ms"]["p50"])):
+        x, y = run["latency_ms"]["p50"], run["accuracy"]["overall"]["f1"] * 100
+        marker = "s" if run["kind"] == "teacher" else "o"
+        ax.scatter([x], [y], marker=marker, s=40)
+        # Alternate label offsets so neighbours with similar F1 stay readable.
+        ax.annotate(_label(run), (x, y), textcoords="offset points", xytext=(5, 6 if i % 2 else -11), fontsize=7)
+    front = []
+    for run in sorted(ok, key=lambda r: r["latency_ms"]["p50"]):
+        if not front or run["accuracy"]["overall"]["f1"] > front[-1]["accuracy"]["overall"]["f1"]:
+            front.append(run)
+    if len(front) > 1:
+        ax.plot(
+            [r["latency_ms"]["p50"] for r in front],
+            [r["accuracy"]["overall"]["f1"] * 100 for r in front],
+            "k--",
+            lw=0.8,
+        )
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("batch-1 latency, p50 (ms, log scale)")
+    ax.set_ylabel("entity F1 (%)")
+    ax.set_title(f"F1 against batch-1 latency: {Path(report['data']['path']).name} / {report['data']['split']}")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(report: dict, out: Path) -> None:
+    out = Path(out)
+    atomic_write_json(out / "report.json", report)
+    render(out)
+
+
+def render(out: Path) -> None:
+    """Write report.md and pareto.png from ``out/report.json``."""
+    out = Path(out)
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    atomic_write(out / "report.md", markdown(report).encode("utf-8"))
+    if _ok(report["runs"]):
+        pareto_png(report, out / "pareto.png")

@@ -1,0 +1,28 @@
+"""``distill export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where to write. [default: MODEL_DIR]")
+def export(model_dir: Path, fmt: str, out: Path | None) -> None:
+    """Export a student's network to ONNX (decoding stays outside, in numpy).
+
+    Writes model.onnx and onnx.json; the export is checked against the PyTorch network before it
+    is kept. Serve it without torch: `distill predict MODEL_DIR --runtime onnx ...`.
+    """
+    from distill.artifacts import read_config
+    from distill.errors import DistillError
+
+    if read_config(model_dir)["kind"] != "student":
+        raise DistillError(f"{model_dir} is not a student: ONNX export is for students (the deployment model)")
+    from student.export import export_onnx
+
+    path = export_onnx(model_dir, out)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

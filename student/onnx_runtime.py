@@ -1,0 +1,72 @@
+"""The student served without torch: onnxruntime for the network, numpy for the Viterbi decode.
+
+Imports numpy, onnxruntime, safetensors and this project's ``data`` and ``distill`` core only
+(never torch, transformers or seqeval), so a deployment process stays small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from data import allowed_transitions
+from distill.artifacts import WEIGHTS, read_config
+from distill.errors import DistillError
+from distill.viterbi import transition_penalties, viterbi_decode
+
+from .features import Featurizer
+
+ONNX_FILE = "model.onnx"
+ONNX_META = "onnx.json"
+
+
+class OnnxStudent:
+    """A student directory with an ONNX export (``distill export DIR --format onnx``)."""
+
+    def __init__(self, directory: Path, onnx_dir: Path | None = None, threads: int = 0) -> None:
+        import onnxruntime
+        from safetensors import safe_open
+
+        directory = Path(directory)
+        onnx_dir = Path(onnx_dir) if onnx_dir is not None else directory
+        self.config = read_config(directory)
+        if self.config["kind"] != "student":
+            raise DistillError(f"{directory} holds a {self.config['kind']} model: only students run on onnxruntime")
+        meta_path, model_path = onnx_dir / ONNX_META, onnx_dir / ONNX_FILE
+        if not meta_path.is_file() or not model_path.is_file():
+            raise DistillError(f"{onnx_dir} has no ONNX export: run distill export {directory} --format onnx")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        data = model_path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            raise DistillError(f"{model_path} does not match the checksum in {meta_path}: export again")
+        if meta["weights_sha256"] != self.config["weights_sha256"]:
+            raise DistillError(f"{model_path} was exported from other weights than {directory}'s: export again")
+        self.labels = list(self.config["labels"])
+        self.featurizer = Featurizer.from_config(self.config["features"])
+        self.inputs = list(meta["inputs"])
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        with safe_open(str(directory / WEIGHTS), "np") as weights:
+            scores = [
+                weights.get_tensor(f"crf.{name}") for name in ("start_transitions", "transitions", "end_transitions")
+            ]
+        penalty = transition_penalties(allowed_transitions(self.labels), len(self.labels))
+        self.start = scores[0] + penalty[0]
+        self.transitions = scores[1] + penalty[1:-1]
+        self.end = scores[2] + penalty[-1]
+
+    def emissions(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """([B, T, K] emissions, [B] lengths) for non-empty texts."""
+        arrays = self.featurizer.encode(texts)
+        (emissions,) = self.session.run(None, {name: arrays[name] for name in self.inputs})
+        return emissions, arrays["lengths"]
+
+    def tag_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        emissions, lengths = self.emissions(texts)
+        return viterbi_decode(emissions, lengths, self.start, self.transitions, self.end)

@@ -1,0 +1,173 @@
+"""The benchmark harness and the torch-free deployment path, on tiny models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from distill.api import load_model
+from distill.benchmark.harness import SCHEMA_VERSION, BenchmarkConfig, run_benchmark
+from distill.benchmark.report import recommend, render
+from student.export import export_onnx
+from student.train import StudentTrainConfig, train_student
+
+RUN_FIELDS = {
+    "model",
+    "path",
+    "kind",
+    "variant",
+    "device",
+    "status",
+    "size",
+    "load_seconds",
+    "latency_ms",
+    "throughput",
+    "memory",
+    "accuracy",
+    "threads",
+    "torch_imported",
+}
+
+
+@pytest.fixture(scope="module")
+def student_dir(tiny_teacher, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "student"
+    train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], epochs=3, hidden=16, embedding_dim=16))
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(tiny_teacher, student_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    cfg = BenchmarkConfig(
+        models=[("teacher", tiny_teacher["teacher"]), ("student", student_dir)],
+        out=out,
+        data=str(tiny_teacher["data"]),
+        devices=["cpu", "cuda"],
+        latency_sentences=20,
+        warmup=2,
+        batch_sizes=[4, 16],
+        throughput_repeats=2,
+        threads=1,
+    )
+    return run_benchmark(cfg, "distill benchmark (test)"), out
+
+
+def test_report_has_every_field_and_a_stable_schema(report):
+    data, out = report
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert {"created", "command", "environment", "data", "settings", "runs", "recommendation"} <= set(data)
+    assert {"cpu", "cores", "versions", "cuda", "torch_threads"} <= set(data["environment"])
+    ok = [r for r in data["runs"] if r["status"] == "ok"]
+    assert {(r["model"], r["variant"]) for r in ok} == {
+        ("teacher", "torch"),
+        ("teacher", "int8"),
+        ("student", "torch"),
+        ("student", "int8"),
+        ("student", "onnx"),
+    }
+    for run in ok:
+        assert set(run) >= RUN_FIELDS, RUN_FIELDS - set(run)
+        assert {"p50", "p95", "p99", "mean", "calls"} <= set(run["latency_ms"]) and run["latency_ms"]["calls"] == 20
+        assert run["latency_ms"]["p50"] <= run["latency_ms"]["p95"] <= run["latency_ms"]["p99"]
+        assert set(run["throughput"]) == {"4", "16"} and run["throughput"]["16"]["sentences_per_second"] > 0
+        assert run["memory"]["peak_rss_mb"] > 10 and run["memory"]["cuda_peak_mb"] is None
+        assert {"precision", "recall", "f1", "support"} <= set(run["accuracy"]["overall"])
+        assert run["size"]["parameters"] > 0
+    assert (
+        (out / "report.json").exists() and (out / "report.md").exists() and (out / "pareto.png").stat().st_size > 1000
+    )
+
+
+def test_cuda_column_is_honest_when_absent(report):
+    data, _ = report
+    cuda_runs = [r for r in data["runs"] if r["device"] == "cuda"]
+    assert cuda_runs
+    if not torch.cuda.is_available():
+        assert all(r["status"] == "unavailable" and "CUDA is not available" in r["reason"] for r in cuda_runs)
+        assert all("latency_ms" not in r for r in cuda_runs)
+        assert "CUDA: not available" in (report[1] / "report.md").read_text()
+
+
+def test_onnx_agrees_with_pytorch_and_never_imports_torch(report):
+    data, _ = report
+    onnx = next(r for r in data["runs"] if r["variant"] == "onnx" and r["status"] == "ok")
+    assert onnx["agreement"]["sentences"] == 1.0 and onnx["torch_imported"] is False
+    torch_run = next(
+        r for r in data["runs"] if r["model"] == "student" and r["variant"] == "torch" and r["device"] == "cpu"
+    )
+    assert onnx["accuracy"]["overall"]["f1"] == pytest.approx(torch_run["accuracy"]["overall"]["f1"])
+    assert torch_run["torch_imported"] is True
+
+
+def test_report_renders_again_from_json(report):
+    _, out = report
+    before = (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    render(out)
+    assert (out / "report.md").read_text() == before
+    assert "Deploy **" in before and "| model | variant | device | F1 |" in before
+
+
+def _run(model, variant, f1, p50, kind="student", device="cpu", rss=100.0):
+    return {
+        "model": model,
+        "variant": variant,
+        "device": device,
+        "kind": kind,
+        "status": "ok",
+        "accuracy": {"overall": {"f1": f1}},
+        "latency_ms": {"p50": p50},
+        "throughput": {"32": {"sentences_per_second": 1000 / p50}},
+        "memory": {"peak_rss_mb": rss},
+    }
+
+
+def test_recommendation_is_the_fastest_within_the_allowed_drop():
+    runs = [
+        _run("teacher", "torch", 0.950, 12.0, kind="teacher", rss=900.0),
+        _run("student", "torch", 0.945, 1.5),
+        _run("student", "onnx", 0.945, 0.4, rss=90.0),
+        _run("tiny", "onnx", 0.930, 0.2),  # faster, but 2 F1 points below the best
+        {"model": "x", "variant": "torch", "device": "cuda", "kind": "student", "status": "unavailable"},
+    ]
+    rec = recommend(runs, max_f1_drop=1.0)
+    assert (rec["model"], rec["variant"]) == ("student", "onnx")
+    assert rec["speedup_vs_teacher"] == pytest.approx(30.0) and rec["memory_saving_vs_teacher"] == pytest.approx(10.0)
+    assert recommend(runs, max_f1_drop=3.0)["model"] == "tiny"
+    assert recommend(runs, max_f1_drop=0.0)["model"] == "teacher"
+    assert recommend([r for r in runs if r["kind"] != "teacher"], 1.0)["speedup_vs_teacher"] is None
+    assert recommend([], 1.0) is None
+
+
+def test_onnx_deployment_process_never_imports_torch(student_dir, tmp_path):
+    export_onnx(student_dir)
+    texts = ["张三在北京工作。", "abc 123 😀 李四"]
+    code = (
+        "import json, sys\n"
+        "from distill.cli import cli\n"
+        f"cli.main(['predict', {str(student_dir)!r}, '--runtime', 'onnx', *{texts!r}], standalone_mode=False)\n"
+        "heavy = [m for m in ('torch', 'transformers', 'seqeval', 'sklearn') if m in sys.modules]\n"
+        "print(json.dumps(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    *predictions, heavy = result.stdout.strip().splitlines()
+    assert json.loads(heavy) == []
+    expected = load_model(student_dir).predict(texts)
+    assert [json.loads(p)["entities"] for p in predictions] == [[e.as_dict() for e in row] for row in expected]
+
+
+def test_stale_or_missing_onnx_export_is_refused(student_dir, tmp_path):
+    from distill.errors import DistillError
+
+    with pytest.raises(DistillError, match="no ONNX export"):
+        load_model(student_dir, runtime="onnx", onnx_dir=tmp_path)
+    export_onnx(student_dir, tmp_path)
+    meta = json.loads((tmp_path / "onnx.json").read_text())
+    (tmp_path / "onnx.json").write_text(json.dumps(meta | {"weights_sha256": "0" * 64}))
+    with pytest.raises(DistillError, match="other weights"):
+        load_model(student_dir, runtime="onnx", onnx_dir=tmp_path)
