@@ -25,6 +25,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def check_finite(loss: torch.Tensor, epoch: int, out: Path) -> None:
+    """Stop on a NaN or infinite loss; the best model and the last checkpoint stay as they were."""
+    from .errors import DistillError
+
+    if not torch.isfinite(loss):
+        raise DistillError(
+            f"the loss became {loss.item()} at epoch {epoch}: training stopped. The best model so far and the "
+            f"last checkpoint in {out} are kept; try a lower learning rate, then --resume or --overwrite"
+        )
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' is CUDA when present, else CPU; 'cuda' without a GPU is refused clearly."""
     from .errors import DistillError
@@ -39,11 +50,12 @@ def resolve_device(name: str = "auto") -> torch.device:
 class JsonlLog:
     """One JSON object per line, flushed as written, so an interrupted run keeps its history."""
 
-    def __init__(self, path: Path, append: bool = False) -> None:
+    def __init__(self, path: Path, keep_before_epoch: int = 1) -> None:
+        """Start the log, keeping the records of epochs before ``keep_before_epoch`` (a resumed run's)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not append:
-            self.path.write_text("")
+        kept = [r for r in self.records() if r.get("epoch", 0) < keep_before_epoch]
+        self.path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
 
     def write(self, record: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as out:
@@ -99,6 +111,14 @@ class Processes:
         value = torch.tensor([int(flag)])
         torch.distributed.broadcast(value, src=0)
         return bool(value.item())
+
+    def broadcast_choice(self, choice: str, choices: Sequence[str]) -> str:
+        """Rank 0's ``choice`` (one of ``choices``) on every rank."""
+        if not self.distributed:
+            return choice
+        value = torch.tensor([choices.index(choice) if self.main else 0])
+        torch.distributed.broadcast(value, src=0)
+        return choices[int(value.item())]
 
     def mean(self, value: float) -> float:
         """The mean of ``value`` over ranks."""

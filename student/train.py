@@ -19,8 +19,9 @@ from tqdm import tqdm
 from data import bucket_batches, convert_tags, label_set, load_dataset, tags_to_spans
 from distill.artifacts import read_model_dir
 from distill.cache import CachedCorpus, load_cache, read_index
+from distill.checkpoint import Checkpointer, Progress, start_run
 from distill.errors import DistillError
-from distill.training import JsonlLog, evaluate, resolve_device, seed_everything
+from distill.training import JsonlLog, check_finite, evaluate, resolve_device, seed_everything
 
 from .features import Featurizer
 from .losses import emission_kd, hard_nll, marginal_kd, mixed_loss
@@ -57,6 +58,10 @@ class StudentTrainConfig:
     seed: int = 13
     device: str = "auto"
     eval_batch_size: int = 256
+    checkpoint_every: int = 500
+    """Also checkpoint every N batches within an epoch (0: at epoch ends only)."""
+    resume: bool = False
+    overwrite: bool = False
 
 
 @dataclass
@@ -112,6 +117,10 @@ def _pad(rows: list[np.ndarray], width: int, value: float = 0, dtype=np.int64) -
 def train_student(cfg: StudentTrainConfig) -> dict:
     """Train, keep the best epoch in ``cfg.out``, and return its metrics."""
     device = resolve_device(cfg.device)
+    how = start_run(cfg.out, cfg.resume, cfg.overwrite)
+    if how == "complete":
+        tqdm.write(f"{cfg.out} holds a finished student: nothing to resume")
+        return read_model_dir(cfg.out, verify=False)[0]["metrics"]
     seed_everything(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     if cfg.kd not in ("emission", "marginal") or cfg.unlabeled_hard not in ("viterbi", "none"):
@@ -193,65 +202,76 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         "cache": str(cfg.cache) if cfg.cache else None,
     }
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
-    log = JsonlLog(cfg.out / "train_log.jsonl")
-    best: dict = {"dev_f1": -1.0, "epoch": 0}
-    stale = 0
+    checkpoints = Checkpointer(cfg.out, net, optimizer)
+    progress = checkpoints.load() if how == "resume" else Progress()
+    if how == "resume":
+        tqdm.write(f"resuming from epoch {progress.epoch}, batch {progress.step}")
+    log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch)
     n_unlabeled = min(len(unlabeled), round(cfg.unlabeled_ratio * len(labeled)))
     order = rng.permutation(len(unlabeled)) + len(labeled)
-    for epoch in range(1, cfg.epochs + 1):
+    while progress.epoch <= cfg.epochs:
+        epoch = progress.epoch
         # A different window of the unlabeled pool each epoch, so all of it is used in turn.
         start = ((epoch - 1) * n_unlabeled) % max(1, len(unlabeled))
         chosen = list(range(len(labeled))) + np.roll(order, -start)[:n_unlabeled].tolist()
         lengths = [len(examples[i].text) for i in chosen]
         batches = bucket_batches(lengths, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
         net.train()
-        started, chars, loss_sum = time.perf_counter(), 0, 0.0
-        bar = tqdm(batches, desc=f"student epoch {epoch}/{cfg.epochs}", unit="batch", leave=False)
-        for batch in bar:
+        started = time.perf_counter() - progress.seconds
+        bar = tqdm(
+            batches, desc=f"student epoch {epoch}/{cfg.epochs}", unit="batch", leave=False, initial=progress.step
+        )
+        for batch in batches[progress.step :]:
             members = [chosen[i] for i in batch]
             loss = _batch_loss(net, cfg, [examples[i] for i in members], [features[i] for i in members], corpus, device)
-            if not torch.isfinite(loss):
-                raise DistillError(
-                    f"the loss became {loss.item()} at epoch {epoch}; the best checkpoint so far is kept in {cfg.out}"
-                )
+            check_finite(loss, epoch, cfg.out)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
             optimizer.step()
-            loss_sum += loss.item()
-            chars += sum(len(examples[i].text) for i in members)
-            bar.set_postfix(loss=f"{loss.item():.3f}", chars_s=f"{chars / (time.perf_counter() - started):.0f}")
-        seconds = time.perf_counter() - started
+            progress.step += 1
+            progress.loss_sum += loss.item()
+            progress.characters += sum(len(examples[i].text) for i in members)
+            progress.seconds = time.perf_counter() - started
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", chars_s=f"{progress.characters / progress.seconds:.0f}")
+            if cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0 and progress.step < len(batches):
+                checkpoints.save(progress)
+        bar.close()
         scores, _ = evaluate(student.tag_ids, dev, labels, cfg.eval_batch_size)
+        train_loss = progress.loss_sum / max(1, len(batches))
         log.write(
             {
                 "epoch": epoch,
-                "train_loss": loss_sum / max(1, len(batches)),
+                "train_loss": train_loss,
                 "dev": scores.overall.__dict__,
-                "seconds": round(seconds, 1),
+                "seconds": round(progress.seconds, 1),
                 "sentences": len(chosen),
             }
         )
-        tqdm.write(
-            f"epoch {epoch}: loss {loss_sum / max(1, len(batches)):.4f}  dev F1 {scores.f1:.4f}  {seconds:.0f} s"
-        )
-        if scores.f1 > best["dev_f1"]:
-            best = {"dev_f1": scores.f1, "epoch": epoch, "dev": scores.as_dict()}
-            stale = 0
-            student.save(cfg.out, {"training": settings, "distillation": kd_settings, "metrics": best, **init_note})
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                tqdm.write(f"no dev improvement for {cfg.patience} epochs: stopping")
-                break
+        tqdm.write(f"epoch {epoch}: loss {train_loss:.4f}  dev F1 {scores.f1:.4f}  {progress.seconds:.0f} s")
+        improved, stop = progress.end_epoch(scores.f1, cfg.patience)
+        if improved:
+            progress.best = {"dev_f1": scores.f1, "epoch": epoch, "dev": scores.as_dict()}
+            student.save(
+                cfg.out, {"training": settings, "distillation": kd_settings, "metrics": progress.best, **init_note}
+            )
+        progress.next_epoch()
+        checkpoints.save(progress)
+        if stop:
+            tqdm.write(f"no dev improvement for {cfg.patience} epochs: stopping")
+            break
+    best = progress.best
+    best_student = Student.load(cfg.out, device)
     if dataset.has("test"):
-        best_student = Student.load(cfg.out, device)
         test, _ = dataset.load("test")
         test = [type(s)(s.text, convert_tags(s.tags, scheme), s.source, s.line) for s in test]
         scores, _ = evaluate(best_student.tag_ids, test, labels, cfg.eval_batch_size)
         best["test"] = scores.as_dict()
-        best_student.save(cfg.out, {"training": settings, "distillation": kd_settings, "metrics": best, **init_note})
         tqdm.write(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
+    extra = {"training": settings, "distillation": kd_settings, "metrics": best, **init_note}
+    best_student.save(cfg.out, extra | {"training_complete": True})
+    checkpoints.clear()
     return best
 
 

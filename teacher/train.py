@@ -19,8 +19,10 @@ from tqdm import tqdm
 
 from data import bucket_batches, convert_tags, default_unlabeled_path, label_set, load_dataset, read_file
 from data.schemes import tags_to_spans
+from distill.artifacts import read_config
+from distill.checkpoint import RUN_STARTS, Checkpointer, Progress, start_run
 from distill.errors import DistillError
-from distill.training import JsonlLog, Processes, evaluate, resolve_device, seed_everything
+from distill.training import JsonlLog, Processes, check_finite, evaluate, resolve_device, seed_everything
 
 from .backbone import DEFAULT_BACKBONE, resolve_backbone
 from .charmap import build_char_vocab, prune_input_embeddings
@@ -54,6 +56,10 @@ class TeacherTrainConfig:
     """Train on the first N training sentences only (0 = all)."""
     device: str = "auto"
     eval_batch_size: int = 64
+    checkpoint_every: int = 200
+    """Also checkpoint every N batches within an epoch (0: at epoch ends only)."""
+    resume: bool = False
+    overwrite: bool = False
 
 
 def _param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
@@ -88,6 +94,11 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
         device = torch.device("cuda", procs.local_rank)
         torch.cuda.set_device(device)
     procs.start(device)
+    how = procs.broadcast_choice(start_run(cfg.out, cfg.resume, cfg.overwrite) if procs.main else "", RUN_STARTS)
+    if how == "complete":
+        tqdm.write(f"{cfg.out} holds a finished teacher: nothing to resume")
+        procs.stop()
+        return read_config(cfg.out)["metrics"]
     seed_everything(cfg.seed)
     say = tqdm.write if procs.main else (lambda *_: None)
 
@@ -133,21 +144,29 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     scheduler = get_linear_schedule_with_warmup(
         optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
     )
-    log = JsonlLog(cfg.out / "train_log.jsonl") if procs.main else None
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
-    best = {"dev_f1": -1.0, "epoch": 0}
-    stale = 0
-    for epoch in range(1, cfg.epochs + 1):
+    checkpoints = Checkpointer(cfg.out, net, optimizer, scheduler, writer=procs.main)
+    progress = checkpoints.load() if how == "resume" else Progress()
+    if how == "resume":
+        say(f"resuming from epoch {progress.epoch}, batch {progress.step}")
+    log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch) if procs.main else None
+    while progress.epoch <= cfg.epochs:
+        epoch = progress.epoch
         batches = bucket_batches(
             lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch
         )
         batches = batches[: steps_per_epoch * procs.world][procs.rank :: procs.world]
         net.train()
-        started, chars, loss_sum = time.perf_counter(), 0, 0.0
+        started = time.perf_counter() - progress.seconds
         bar = tqdm(
-            batches, desc=f"teacher epoch {epoch}/{cfg.epochs}", unit="batch", disable=not procs.main, leave=False
+            batches,
+            desc=f"teacher epoch {epoch}/{cfg.epochs}",
+            unit="batch",
+            disable=not procs.main,
+            leave=False,
+            initial=progress.step,
         )
-        for batch_index in bar:
+        for batch_index in batches[progress.step :]:
             window_batch = make_window_batch(
                 [train_ids[i] for i in batch_index], vocab.specials, window, teacher.overlap
             )
@@ -157,54 +176,60 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
                 loss = model(
                     window_batch.input_ids, window_batch.attention_mask, window_batch.gather, window_batch.mask, tags
                 )
-            if not torch.isfinite(loss):
-                raise DistillError(
-                    f"the loss became {loss.item()} at epoch {epoch}; the best checkpoint so far is kept in {cfg.out}"
-                )
+            check_finite(loss, epoch, cfg.out)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            loss_sum += loss.item()
-            chars += sum(lengths[i] for i in batch_index)
-            bar.set_postfix(loss=f"{loss.item():.3f}", chars_s=f"{chars / (time.perf_counter() - started):.0f}")
-        train_loss = procs.mean(loss_sum / max(1, len(batches)))
-        seconds = time.perf_counter() - started
+            progress.step += 1
+            progress.loss_sum += loss.item()
+            progress.characters += sum(lengths[i] for i in batch_index)
+            progress.seconds = time.perf_counter() - started
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", chars_s=f"{progress.characters / progress.seconds:.0f}")
+            if cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0 and progress.step < len(batches):
+                checkpoints.save(progress)
+        bar.close()
+        train_loss = procs.mean(progress.loss_sum / max(1, len(batches)))
         stop = False
         if procs.main:
             scores, _ = evaluate(teacher.tag_ids, dev, labels, cfg.eval_batch_size)
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "dev": scores.overall.__dict__,
-                "seconds": round(seconds, 1),
-                "chars_per_second": round(chars * procs.world / seconds, 1),
-                "lr": scheduler.get_last_lr()[0],
-            }
-            log.write(record)
+            log.write(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "dev": scores.overall.__dict__,
+                    "seconds": round(progress.seconds, 1),
+                    "chars_per_second": round(progress.characters * procs.world / progress.seconds, 1),
+                    "lr": scheduler.get_last_lr()[0],
+                }
+            )
             say(
                 f"epoch {epoch}: loss {train_loss:.4f}  dev P/R/F1 {scores.overall.precision:.4f}/"
-                f"{scores.overall.recall:.4f}/{scores.f1:.4f}  {seconds / 60:.1f} min"
+                f"{scores.overall.recall:.4f}/{scores.f1:.4f}  {progress.seconds / 60:.1f} min"
             )
-            if scores.f1 > best["dev_f1"]:
-                best = {"dev_f1": scores.f1, "epoch": epoch, "dev": scores.as_dict()}
-                stale = 0
-                teacher.save(cfg.out, {"training": settings, "metrics": best}, tokenizer)
-            else:
-                stale += 1
-            stop = stale >= cfg.patience
-        if procs.broadcast_flag(stop):
+            improved, stop = progress.end_epoch(scores.f1, cfg.patience)
+            if improved:
+                progress.best = {"dev_f1": scores.f1, "epoch": epoch, "dev": scores.as_dict()}
+                teacher.save(cfg.out, {"training": settings, "metrics": progress.best}, tokenizer)
+        stop = procs.broadcast_flag(stop)
+        progress.next_epoch()
+        checkpoints.save(progress)
+        if stop:
             say(f"no dev improvement for {cfg.patience} epochs: stopping")
             break
     procs.barrier()
-    if procs.main and dataset.has("test"):
+    best = progress.best
+    if procs.main:
         best_teacher = Teacher.load(cfg.out, device)
-        test, _ = dataset.load("test")
-        scores, _ = evaluate(best_teacher.tag_ids, test, labels, cfg.eval_batch_size)
-        best["test"] = scores.as_dict()
-        best_teacher.save(cfg.out, {"training": settings, "metrics": best})
-        say(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
+        if dataset.has("test"):
+            test, _ = dataset.load("test")
+            scores, _ = evaluate(best_teacher.tag_ids, test, labels, cfg.eval_batch_size)
+            best["test"] = scores.as_dict()
+            say(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
+        best_teacher.save(cfg.out, {"training": settings, "metrics": best, "training_complete": True})
+        checkpoints.clear()
     procs.stop()
     return best
 

@@ -46,12 +46,19 @@ DATA_HELP = "Dataset directory, data file, or 'default' (the embedded MSRA re-sp
 @click.option("--seed", default=13, show_default=True)
 @click.option("--patience", default=3, show_default=True, help="Stop after this many epochs without dev improvement.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option(
+    "--checkpoint-every", default=200, show_default=True, help="Also checkpoint every N batches (0: epoch ends)."
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Discard an earlier run in --out and start again.")
 def teacher_train(**options) -> None:
     """Fine-tune a BERT-CRF teacher and write it to --out.
 
     Dev F1 is measured after every epoch and the best epoch is kept (config.json,
     model.safetensors, tokenizer files); every epoch is logged to OUT/train_log.jsonl. With a test
-    split, the best model's test scores are recorded in config.json. For several processes:
+    split, the best model's test scores are recorded in config.json. A checkpoint
+    (OUT/checkpoint) is written atomically at every epoch end and every --checkpoint-every
+    batches: after a kill, rerun the same command with --resume. For several processes:
     `torchrun --nproc_per_node N $(which distill) teacher-train ...`.
 
     \b

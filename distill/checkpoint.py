@@ -1,0 +1,181 @@
+"""Training checkpoints that survive a kill at any moment, and the progress they resume from.
+
+A checkpoint is a directory ``OUT/checkpoint`` holding ``state.safetensors`` (model, optimizer
+tensors, RNG state) and ``progress.json`` (epoch, step, best score, optimizer and scheduler
+settings, Python's RNG). It is written beside the old one and swapped in by renames, so a kill
+leaves either the old checkpoint or the new one, never half of one. Safetensors and JSON only:
+no pickle.
+
+Resuming restores the model, optimizer, scheduler and RNG, and the trainer skips the batches
+already done in the epoch (its batch order depends only on the seed and the epoch), so on a
+single CPU process the finished model is identical to an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .artifacts import atomic_write_json, load_tensors, module_weights, save_tensors
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass
+class Progress:
+    """Where training stands; JSON-able."""
+
+    epoch: int = 1
+    """The epoch in progress (1-based)."""
+    step: int = 0
+    """Batches of that epoch already done."""
+    loss_sum: float = 0.0
+    characters: int = 0
+    seconds: float = 0.0
+    """Time spent on this epoch before the last checkpoint."""
+    best: dict = field(default_factory=lambda: {"dev_f1": -1.0, "epoch": 0})
+    stale: int = 0
+    """Epochs since the best one."""
+
+    def end_epoch(self, f1: float, patience: int) -> tuple[bool, bool]:
+        """Record an epoch's dev F1: (it is the best so far, patience is exhausted)."""
+        improved = f1 > self.best["dev_f1"]
+        self.stale = 0 if improved else self.stale + 1
+        return improved, self.stale >= patience
+
+    def next_epoch(self) -> None:
+        self.epoch, self.step, self.loss_sum, self.characters, self.seconds = self.epoch + 1, 0, 0.0, 0, 0.0
+
+
+def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, np.ndarray], dict]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().numpy()
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict, saved: dict) -> None:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = torch.from_numpy(value.copy())
+    for name, value in saved["scalars"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+
+
+class Checkpointer:
+    """Saves and restores one training run's state under ``out/checkpoint``."""
+
+    def __init__(self, out: Path, net: torch.nn.Module, optimizer, scheduler=None, writer: bool = True) -> None:
+        self.directory = Path(out) / CHECKPOINT
+        self.net, self.optimizer, self.scheduler, self.writer = net, optimizer, scheduler, writer
+
+    def exists(self) -> bool:
+        return self._latest() is not None
+
+    def _latest(self) -> Path | None:
+        """The complete checkpoint on disk: the current one, or the old one if a swap was cut short."""
+        for directory in (self.directory, self.directory.with_suffix(".old")):
+            if (directory / "progress.json").is_file():
+                return directory
+        return None
+
+    def save(self, progress: Progress) -> None:
+        if not self.writer:
+            return
+        tmp, old = self.directory.with_suffix(".tmp"), self.directory.with_suffix(".old")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        optimizer_tensors, optimizer_rest = _optimizer_state(self.optimizer)
+        tensors = {f"model.{k}": v for k, v in module_weights(self.net).items()} | optimizer_tensors
+        tensors["rng.torch"] = torch.get_rng_state().numpy()
+        if torch.cuda.is_available():
+            for i, rng in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng.cuda.{i}"] = rng.numpy()
+        save_tensors(tmp / "state.safetensors", tensors)
+        atomic_write_json(
+            tmp / "progress.json",
+            {
+                "progress": asdict(progress),
+                "optimizer": optimizer_rest,
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "python_rng": random.getstate(),
+            },
+        )
+        if self.directory.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            self.directory.rename(old)
+        tmp.rename(self.directory)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def load(self) -> Progress:
+        """Restore everything saved; returns the progress to continue from."""
+        directory = self._latest()
+        saved = json.loads((directory / "progress.json").read_text(encoding="utf-8"))
+        tensors = load_tensors(directory / "state.safetensors")
+        model_state = {
+            k.removeprefix("model."): torch.from_numpy(v.copy()) for k, v in tensors.items() if k.startswith("model.")
+        }
+        self.net.load_state_dict(model_state)
+        _load_optimizer_state(self.optimizer, tensors, saved["optimizer"])
+        if self.scheduler is not None and saved["scheduler"] is not None:
+            self.scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(torch.from_numpy(tensors["rng.torch"].copy()))
+        cuda_states = [torch.from_numpy(tensors[k].copy()) for k in sorted(tensors) if k.startswith("rng.cuda.")]
+        if cuda_states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_states)
+        version, internal, gauss = saved["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
+        return Progress(**saved["progress"])
+
+    def clear(self) -> None:
+        """Remove the checkpoint once training has finished (the model directory is what remains)."""
+        if self.writer:
+            for path in (self.directory, self.directory.with_suffix(".tmp"), self.directory.with_suffix(".old")):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+RUN_STARTS = ("fresh", "resume", "complete")
+
+
+def start_run(out: Path, resume: bool, overwrite: bool) -> str:
+    """Decide how a training run into ``out`` starts: 'fresh', 'resume' or 'complete'.
+
+    Refuses to train over an earlier run unless told to continue it (``resume``) or replace it
+    (``overwrite``), so that no result is lost by a repeated command.
+    """
+    from .errors import DistillError
+
+    out = Path(out)
+    has_checkpoint = Checkpointer(out, None, None).exists()
+    config = out / "config.json"
+    complete = config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("training_complete", False)
+    if overwrite:
+        for name in (CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in ("config.json", "model.safetensors", "train_log.jsonl"):
+            (out / name).unlink(missing_ok=True)
+        return "fresh"
+    if resume:
+        if has_checkpoint:
+            return "resume"
+        return "complete" if complete else "fresh"
+    if has_checkpoint or config.is_file():
+        raise DistillError(
+            f"{out} already holds a training run: pass --resume to continue it or --overwrite to start again"
+        )
+    return "fresh"

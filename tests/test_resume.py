@@ -1,0 +1,186 @@
+"""Interruption: kill teacher-train, student-train or teacher-cache at any moment (SIGKILL), rerun
+with --resume, and get what an uninterrupted run gets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distill.artifacts import load_tensors
+from distill.errors import DistillError
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def distill(*args: str) -> list[str]:
+    return [sys.executable, "-m", "distill", *args]
+
+
+def run_killed_then_resumed(command: list[str], out: Path, marker: str) -> None:
+    """Start ``command``, SIGKILL it as soon as ``out/marker`` exists, then rerun it with --resume."""
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while not (out / marker).exists():
+        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        assert time.time() < deadline, "the marker never appeared"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    resumed = subprocess.run([*command, "--resume"], env=ENV, capture_output=True, text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from epoch" in resumed.stderr + resumed.stdout
+
+
+def same_weights(a: Path, b: Path) -> None:
+    left, right = load_tensors(a / "model.safetensors"), load_tensors(b / "model.safetensors")
+    assert left.keys() == right.keys()
+    for name in left:
+        np.testing.assert_array_equal(left[name], right[name], err_msg=name)
+
+
+def dev_scores(out: Path) -> list[float]:
+    return [json.loads(line)["dev"]["f1"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_killed_teacher_training_resumes_to_the_identical_model(tiny_teacher, tmp_path):
+    base = [
+        "teacher-train",
+        "--data",
+        str(tiny_teacher["data"]),
+        "--model",
+        str(tiny_teacher["backbone"]),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-3",
+        "--head-lr",
+        "1e-2",
+        "--window",
+        "10",
+        "--overlap",
+        "4",
+        "--patience",
+        "3",
+        "--checkpoint-every",
+        "2",
+        "--seed",
+        "5",
+        "--device",
+        "cpu",
+    ]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    subprocess.run(distill(*base, "--out", str(whole)), env=ENV, check=True, capture_output=True)
+    run_killed_then_resumed(distill(*base, "--out", str(cut)), cut, "checkpoint/progress.json")
+    same_weights(whole, cut)
+    assert dev_scores(whole) == dev_scores(cut)
+    assert not (cut / "checkpoint").exists() and json.loads((cut / "config.json").read_text())["training_complete"]
+
+
+def test_killed_student_training_resumes_to_the_identical_model(tiny_teacher, tmp_path):
+    base = [
+        "student-train",
+        "--cache",
+        str(tiny_teacher["cache"]),
+        "--epochs",
+        "3",
+        "--hidden",
+        "16",
+        "--embedding-dim",
+        "16",
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "3",
+        "--seed",
+        "5",
+        "--device",
+        "cpu",
+    ]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    subprocess.run(distill(*base, "--out", str(whole)), env=ENV, check=True, capture_output=True)
+    run_killed_then_resumed(distill(*base, "--out", str(cut)), cut, "checkpoint/progress.json")
+    same_weights(whole, cut)
+    assert dev_scores(whole) == dev_scores(cut)
+
+
+def test_killed_cache_build_resumes_to_identical_shards(tiny_teacher, tmp_path):
+    base = [
+        "teacher-cache",
+        str(tiny_teacher["teacher"]),
+        "--data",
+        str(tiny_teacher["data"]),
+        "--unlabeled",
+        str(tiny_teacher["raw"]),
+        "--shard-size",
+        "4",
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    subprocess.run(distill(*base, "--out", str(whole)), env=ENV, check=True, capture_output=True)
+    proc = subprocess.Popen(distill(*base, "--out", str(cut)), env=ENV, stderr=subprocess.DEVNULL)
+    while not (cut / "shard-00002.safetensors").exists():
+        assert proc.poll() is None, "finished before it could be killed"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not json.loads((cut / "index.json").read_text())["complete"]
+    subprocess.run(distill(*base, "--out", str(cut), "--resume"), env=ENV, check=True, capture_output=True)
+    left, right = json.loads((whole / "index.json").read_text()), json.loads((cut / "index.json").read_text())
+    assert left["shards"] == right["shards"] and right["complete"]
+    for shard in left["shards"]:
+        assert (whole / shard["file"]).read_bytes() == (cut / shard["file"]).read_bytes()
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_state(tiny_teacher, tmp_path, monkeypatch):
+    import student.train as student_train
+
+    real = student_train._batch_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 25 else loss
+
+    monkeypatch.setattr(student_train, "_batch_loss", poisoned)
+    out = tmp_path / "s"
+    cfg = student_train.StudentTrainConfig(
+        out=out, cache=tiny_teacher["cache"], epochs=5, hidden=8, embedding_dim=8, batch_size=4, checkpoint_every=4
+    )
+    with pytest.raises(DistillError, match="the loss became nan at epoch 2"):
+        student_train.train_student(cfg)
+    state = load_tensors(out / "checkpoint" / "state.safetensors")
+    assert all(np.isfinite(v).all() for k, v in state.items() if k.startswith("model."))
+    assert json.loads((out / "config.json").read_text())["metrics"]["epoch"] == 1  # the best model is kept
+    monkeypatch.setattr(student_train, "_batch_loss", real)
+    cfg.resume = True
+    assert student_train.train_student(cfg)["epoch"] >= 1
+
+
+def test_a_second_run_into_the_same_directory_is_refused_not_lost(tiny_teacher, tmp_path):
+    import student.train as student_train
+
+    cfg = student_train.StudentTrainConfig(
+        out=tmp_path / "s", cache=tiny_teacher["cache"], epochs=1, hidden=8, embedding_dim=8
+    )
+    student_train.train_student(cfg)
+    with pytest.raises(DistillError, match="--resume to continue it or --overwrite"):
+        student_train.train_student(cfg)
+    cfg.resume = True
+    assert student_train.train_student(cfg)["epoch"] == 1  # finished: nothing to resume
+    cfg.resume, cfg.overwrite = False, True
+    student_train.train_student(cfg)
