@@ -64,7 +64,7 @@ class _LineParser:
                     lineno,
                 )
             if len(stem) > 1:
-                report.count("multi-character token: kept its first character")
+                report.count("multi-character token: kept its first character", line=lineno)
             return token[0]
         if len(token) != 1:
             raise DataError(
@@ -87,7 +87,7 @@ def read_column(path: str | Path, report: ReadReport | None = None) -> Iterator[
 
     def flush() -> Sentence:
         normalised = normalise(tags)
-        report.count_tags(tags, normalised)
+        report.count_tags(tags, normalised, first_line)
         report.sentences += 1
         report.labeled += 1
         return Sentence("".join(chars), normalised.tags, path, first_line)
@@ -102,7 +102,7 @@ def read_column(path: str | Path, report: ReadReport | None = None) -> Iterator[
         char = parser.char(fields[0], lineno, report)
         tag = fields[-1]
         if tag == "":
-            report.count("empty tag -> O")
+            report.count("empty tag -> O", line=lineno)
             tag = "O"
         try:
             split_tag(tag)

@@ -30,7 +30,9 @@ def sniff_format(path: str | Path) -> str:
             continue
         if line.lstrip().startswith("{"):
             return "jsonl"
-        fields = line.split("\t") if "\t" in line else line.split(" ")
+        if "\t" in line and len(line.split("\t")[0]) <= 4:
+            return "column"  # short tokens before a TAB: a column file, whatever its last column holds
+        fields = line.split(" ")
         if len(fields) >= 2 and _TAG.match(fields[-1]) and len(fields[0]) <= 4:
             return "column"
         return "text"

@@ -80,13 +80,13 @@ def read_jsonl(path: str | Path, report: ReadReport | None = None) -> Iterator[S
             raise DataError('expected an object with a "text" string', path, lineno)
         text = record["text"]
         if not text:
-            report.count("empty text skipped")
+            report.count("empty text skipped", line=lineno)
             continue
         tags = None
         if "label" in record:
             spans, dropped = resolve_overlaps(_parse_spans(record["label"], text, path, lineno))
             if dropped:
-                report.count("overlapping span dropped (kept the longest)", dropped)
+                report.count("overlapping span dropped (kept the longest)", dropped, line=lineno)
             report.labeled += 1
             tags = spans_to_tags(spans, len(text), "bioes")
         report.sentences += 1

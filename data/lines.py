@@ -16,6 +16,8 @@ _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 class LineRepairs:
     """What reading had to fix, by line number, so that it can be reported rather than hidden."""
 
+    strict: bool = False
+    """Refuse (DataError) instead of repairing."""
     cesu8_lines: list[int] = field(default_factory=list)
     """Lines whose emoji were stored as surrogate pairs (CESU-8) and were joined back."""
     replaced_lines: list[int] = field(default_factory=list)
@@ -68,4 +70,9 @@ def read_lines(path: str | Path, repairs: LineRepairs | None = None) -> Iterator
         for lineno, raw in enumerate(handle, start=1):
             if b"\x00" in raw:
                 raise DataError("contains a NUL byte: expected a text file (UTF-8), this looks binary", path, lineno)
-            yield lineno, decode_line(raw.rstrip(b"\n").rstrip(b"\r"), lineno, repairs)
+            text = decode_line(raw.rstrip(b"\n").rstrip(b"\r"), lineno, repairs)
+            if repairs.strict and lineno in (repairs.cesu8_lines[-1:] + repairs.replaced_lines[-1:]):
+                raise DataError(
+                    "not valid UTF-8; refused because repairs are off (--strict): expected UTF-8 text", path, lineno
+                )
+            yield lineno, text

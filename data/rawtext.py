@@ -99,7 +99,7 @@ def read_text(path: str | Path, max_len: int | None = None, report: ReadReport |
         if pos_tagged:
             text, untagged = strip_pos_tags(line)
             if untagged:
-                report.count("token without /POS kept as it is", untagged)
+                report.count("token without /POS kept as it is", untagged, line=lineno)
         for start, end in split_sentences(text, max_len):
             report.sentences += 1
             yield Sentence(text[start:end], None, path, lineno, start)

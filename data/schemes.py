@@ -113,10 +113,10 @@ def detect_scheme(prefixes: Iterable[str]) -> str:
 class Normalised(NamedTuple):
     tags: list[str]
     """BIOES tags."""
-    repairs_bio: list[tuple[str, str]]
-    """(given, fixed) pairs, if the input is read as BIO."""
-    repairs_bioes: list[tuple[str, str]]
-    """(given, fixed) pairs, if the input is read as BIOES/BMES (M written as I)."""
+    repairs_bio: list[tuple[int, str, str]]
+    """(position, given, fixed), if the input is read as BIO."""
+    repairs_bioes: list[tuple[int, str, str]]
+    """(position, given, fixed), if the input is read as BIOES/BMES (M written as I)."""
 
 
 def normalise(tags: Sequence[str]) -> Normalised:
@@ -131,8 +131,8 @@ def normalise(tags: Sequence[str]) -> Normalised:
     bio = spans_to_tags(spans, len(tags), "bio")
     return Normalised(
         bioes,
-        [(g, f) for g, f in zip(given, bio) if g != f],
-        [(g, f) for g, f in zip(given, bioes) if g != f],
+        [(i, g, f) for i, (g, f) in enumerate(zip(given, bio)) if g != f],
+        [(i, g, f) for i, (g, f) in enumerate(zip(given, bioes)) if g != f],
     )
 
 

@@ -41,11 +41,12 @@ def corpus_stats(sentences: Iterable[Sentence]) -> CorpusStats:
     return stats
 
 
-def dataset_file_stats(dataset: Dataset) -> list[dict]:
+def dataset_file_stats(dataset: Dataset, strict: bool = False) -> list[dict]:
     """One record per file of ``dataset``: which splits it serves, its counts and its read report.
 
     Files are counted whole, so a train file that a dev split is carved from shows the counts of
     the release; the record says how the carve divides it.
+    ``strict`` refuses any repair (a DataError).
     """
     by_file: dict[str, list[str]] = {}
     for split, source in dataset.splits.items():
@@ -53,7 +54,7 @@ def dataset_file_stats(dataset: Dataset) -> list[dict]:
         by_file.setdefault(str(source.path), []).append(label)
     records = []
     for path, splits in by_file.items():
-        report = ReadReport(path)
+        report = ReadReport(path, strict=strict)
         stats = corpus_stats(read_file(path, report=report))
         records.append(
             {

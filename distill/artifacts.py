@@ -107,6 +107,12 @@ def read_config(directory: Path) -> dict:
         raise DistillError(f"{path} is not valid JSON ({err}); the model directory is corrupt") from None
     if not isinstance(config, dict) or "kind" not in config:
         raise DistillError(f"{path} does not describe a distill model (no 'kind')")
+    if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        writer = (config.get("written_by") or {}).get("distill")
+        raise DistillError(
+            f"{path} was written by distill {writer} in format {config['format_version']}; this distill "
+            f"({versions()['distill']}) reads format {FORMAT_VERSION}: upgrade distill"
+        )
     return config
 
 

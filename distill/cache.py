@@ -23,6 +23,7 @@ present; a cache built by another teacher or from changed sources is refused, ne
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -75,9 +76,41 @@ def check_compatible(existing: dict, planned: dict, directory: Path) -> None:
         )
 
 
-def write_shard(directory: Path, number: int, arrays: dict[str, np.ndarray]) -> None:
-    """Write one shard atomically: it exists under its name only once complete."""
-    save_tensors(Path(directory) / shard_name(number), arrays)
+def identity(index: dict, number: int) -> dict[str, str]:
+    """What a shard must say about itself: which teacher, which sources, which place in the stream."""
+    sources = json.dumps(
+        [[s["path"], s["sha256"], s.get("part"), s.get("max_len"), s.get("limit")] for s in index["sources"]]
+        + [index["shard_size"]]
+    )
+    return {
+        "teacher": index["teacher"]["fingerprint"],
+        "sources": hashlib.sha256(sources.encode("utf-8")).hexdigest()[:16],
+        "shard": str(number),
+    }
+
+
+def write_shard(directory: Path, number: int, arrays: dict[str, np.ndarray], index: dict) -> None:
+    """Write one shard atomically (it exists under its name only once complete), stamped with its identity."""
+    save_tensors(Path(directory) / shard_name(number), arrays, identity(index, number))
+
+
+def check_shard(directory: Path, number: int, index: dict) -> None:
+    """Refuse a shard that another teacher, other sources or another position wrote."""
+    from safetensors import safe_open
+
+    path = Path(directory) / shard_name(number)
+    try:
+        with safe_open(str(path), "np") as shard:
+            found = shard.metadata() or {}
+    except Exception as err:  # safetensors' own error types for damaged headers
+        raise DistillError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from None
+    expected = identity(index, number)
+    if found != expected:
+        what = "teacher" if found.get("teacher") != expected["teacher"] else "sources or position"
+        raise DistillError(
+            f"{path} does not belong to this cache: its {what} differ ({found or 'no identity'}, expected "
+            f"{expected}); a shard from another cache was mixed in. Remove it and rerun distill teacher-cache --resume"
+        )
 
 
 @dataclass
@@ -114,10 +147,11 @@ class CachedCorpus:
 
 
 def iter_shards(directory: Path, index: dict) -> Iterator[dict[str, np.ndarray]]:
-    for shard in index["shards"]:
+    for number, shard in enumerate(index["shards"]):
         path = Path(directory) / shard["file"]
         if not path.is_file():
             raise DistillError(f"{path} is missing: the cache is incomplete (rerun distill teacher-cache --resume)")
+        check_shard(directory, number, index)
         yield load_tensors(path)
 
 

@@ -38,6 +38,21 @@ def resolve_backbone(name: str | None) -> str:
     return name
 
 
+def load_backbone(auto_class, name: str):
+    """``auto_class.from_pretrained(name)`` from safetensors only (no pickle), with errors a user can act on."""
+    from transformers import AutoTokenizer
+
+    kwargs = {} if auto_class is AutoTokenizer else {"use_safetensors": True}
+    try:
+        return auto_class.from_pretrained(name, **kwargs)
+    except OSError as err:
+        raise DistillError(
+            f"cannot load backbone {name!r} ({err}). distill reads local save_pretrained directories and hub ids "
+            "whose weights are in safetensors (pickled .bin weights are refused); without network access, "
+            "only local directories and the default backbone work"
+        ) from None
+
+
 def default_backbone_dir() -> Path:
     """The converted multilingual-e5-small, converting it now if this machine has not yet."""
     try:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from data import Sentence, convert_tags, load_dataset, read_file
 from distill.artifacts import fingerprint, sha256_file
-from distill.cache import INDEX, check_compatible, read_index, shard_name, write_index, write_shard
+from distill.cache import INDEX, check_compatible, check_shard, read_index, shard_name, write_index, write_shard
 from distill.errors import DistillError
 from distill.training import Processes, resolve_device
 
@@ -184,11 +184,15 @@ def build_cache(cfg: CacheConfig) -> dict:
     def finish_shard() -> None:
         nonlocal computed_chars
         mine = number % procs.world == procs.rank
-        if mine and not (out / shard_name(number)).exists():
-            arrays = _shard_arrays(teacher, shard_sentences, cfg.batch_size)
-            write_shard(out, number, arrays)
-            computed_chars += len(arrays["chars"])
-            bar.set_postfix(chars_s=f"{computed_chars / (time.perf_counter() - started):.0f}")
+        if not mine:
+            return
+        if (out / shard_name(number)).exists():
+            check_shard(out, number, planned)
+            return
+        arrays = _shard_arrays(teacher, shard_sentences, cfg.batch_size)
+        write_shard(out, number, arrays, planned)
+        computed_chars += len(arrays["chars"])
+        bar.set_postfix(chars_s=f"{computed_chars / (time.perf_counter() - started):.0f}")
 
     for source_number, sentence in _stream(streams):
         counts[source_number] += 1

@@ -24,7 +24,7 @@ from distill.checkpoint import RUN_STARTS, Checkpointer, Progress, start_run
 from distill.errors import DistillError
 from distill.training import JsonlLog, Processes, check_finite, evaluate, resolve_device, seed_everything
 
-from .backbone import DEFAULT_BACKBONE, resolve_backbone
+from .backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
 from .charmap import build_char_vocab, prune_input_embeddings
 from .model import BertCrf, Teacher, autocast
 from .windows import make_window_batch
@@ -114,12 +114,12 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     labels = label_set(types, cfg.scheme)
 
     backbone = resolve_backbone(cfg.model)
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    tokenizer = load_backbone(AutoTokenizer, backbone)
     unlabeled = cfg.unlabeled if cfg.unlabeled else ([str(default_unlabeled_path())] if cfg.data is None else [])
     vocab, unknown = build_char_vocab(_vocab_texts(dataset, unlabeled), tokenizer)
     if unknown:
         say(f"{sum(unknown.values())} characters ({len(unknown)} distinct) have no embedding and read as unknown")
-    encoder = AutoModel.from_pretrained(backbone)
+    encoder = load_backbone(AutoModel, backbone)
     full_rows = encoder.get_input_embeddings().weight.shape[0]
     prune_input_embeddings(encoder, vocab)
     say(f"vocabulary pruned from {full_rows} to {len(vocab.backbone_ids)} embedding rows")

@@ -73,9 +73,9 @@ def test_spans_to_tags_writes_each_scheme():
 def test_normalise_repairs_are_listed_per_reading():
     result = normalise(["O", "I-PER", "I-PER", "O"])
     assert result.tags == ["O", "B-PER", "E-PER", "O"]
-    assert result.repairs_bio == [("I-PER", "B-PER")]
+    assert result.repairs_bio == [(1, "I-PER", "B-PER")]
     # Read as BIOES, the same input lacks both its B- and its E-.
-    assert result.repairs_bioes == [("I-PER", "B-PER"), ("I-PER", "E-PER")]
+    assert result.repairs_bioes == [(1, "I-PER", "B-PER"), (2, "I-PER", "E-PER")]
     clean = normalise(["B-LOC", "M-LOC", "E-LOC"])
     assert clean.tags == ["B-LOC", "I-LOC", "E-LOC"] and clean.repairs_bioes == []
 

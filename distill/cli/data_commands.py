@@ -18,7 +18,8 @@ def data() -> None:
 @data.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
-def stats(paths: tuple[Path, ...], as_json: bool) -> None:
+@click.option("--strict", is_flag=True, help="Fail on the first input that needs a repair, naming file and line.")
+def stats(paths: tuple[Path, ...], as_json: bool, strict: bool) -> None:
     """Count sentences, characters and entities per type in each file of PATHS.
 
     A PATH is a dataset directory (Resume, Weibo, MSRA layouts are recognised; otherwise files
@@ -36,7 +37,7 @@ def stats(paths: tuple[Path, ...], as_json: bool) -> None:
     records, notes = [], []
     for path in paths or (None,):
         dataset = load_dataset(path)
-        records.extend(dataset_file_stats(dataset))
+        records.extend(dataset_file_stats(dataset, strict))
         notes.extend(f"{dataset.name}: {note}" for note in dataset.notes)
     if as_json:
         click.echo(json.dumps({"files": records, "notes": notes}, ensure_ascii=False, indent=2))
@@ -91,7 +92,10 @@ def stats(paths: tuple[Path, ...], as_json: bool) -> None:
 @click.option(
     "--from-format", type=click.Choice(["column", "jsonl", "text"]), help="Format of SOURCE. [default: sniffed]"
 )
-def convert(source: Path, target: Path, scheme: str | None, fmt: str | None, from_format: str | None) -> None:
+@click.option("--strict", is_flag=True, help="Fail on the first input that needs a repair, naming file and line.")
+def convert(
+    source: Path, target: Path, scheme: str | None, fmt: str | None, from_format: str | None, strict: bool
+) -> None:
     """Convert SOURCE to TARGET: column files (BIO/BIOES/BMES), CLUENER JSON lines, raw text.
 
     \b
@@ -102,7 +106,7 @@ def convert(source: Path, target: Path, scheme: str | None, fmt: str | None, fro
     """
     from data import ReadReport, read_file, write_file
 
-    report = ReadReport(str(source))
+    report = ReadReport(str(source), strict=strict)
     sentences = list(read_file(source, from_format, report))
     fmt = fmt or ("jsonl" if target.suffix.lower() in (".json", ".jsonl") else "column")
     scheme = scheme or (report.scheme if report.scheme in ("bio", "bioes", "bmes") else "bioes")
