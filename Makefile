@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/distill data stats default
+	$(BIN)/distill demo --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

