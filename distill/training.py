@@ -9,7 +9,7 @@ import json
 import os
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -18,6 +18,29 @@ from data import Sentence
 
 from .metrics import EntityScores, entity_scores
 from .predict import tag_in_batches
+
+
+@dataclass
+class RunSettings:
+    """Settings every trainer has; each trainer's config extends it (and may change defaults)."""
+
+    out: Path
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    max_grad_norm: float = 1.0
+    patience: int = 3
+    seed: int = 13
+    device: str = "auto"
+    eval_batch_size: int = 64
+    checkpoint_every: int = 200
+    """Also checkpoint every N batches within an epoch (0: at epoch ends only)."""
+    resume: bool = False
+    overwrite: bool = False
+
+    def as_record(self) -> dict:
+        """JSON-able settings, for the model's config.json."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
 def seed_everything(seed: int) -> None:

@@ -9,7 +9,7 @@ against, with the same architecture and budget.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from distill.artifacts import read_model_dir
 from distill.cache import CachedCorpus, load_cache, read_index
 from distill.checkpoint import Checkpointer, Progress, start_run
 from distill.errors import DistillError
-from distill.training import JsonlLog, check_finite, evaluate, resolve_device, seed_everything
+from distill.training import JsonlLog, RunSettings, check_finite, evaluate, resolve_device, seed_everything
 
 from .features import Featurizer
 from .losses import emission_kd, hard_nll, marginal_kd, mixed_loss
@@ -29,8 +29,7 @@ from .model import Architecture, BiLstmCrf, Student
 
 
 @dataclass
-class StudentTrainConfig:
-    out: Path
+class StudentTrainConfig(RunSettings):
     cache: Path | None = None
     data: str | None = None
     """Dataset for dev/test (and for training without a cache). [default: the cache's]"""
@@ -50,18 +49,12 @@ class StudentTrainConfig:
     word_dim: int = 16
     teacher_init: bool = False
     epochs: int = 30
-    batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.0
     max_grad_norm: float = 5.0
     patience: int = 6
-    seed: int = 13
-    device: str = "auto"
     eval_batch_size: int = 256
     checkpoint_every: int = 500
-    """Also checkpoint every N batches within an epoch (0: at epoch ends only)."""
-    resume: bool = False
-    overwrite: bool = False
 
 
 @dataclass
@@ -201,7 +194,7 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         "teacher": index.get("teacher", {}).get("fingerprint"),
         "cache": str(cfg.cache) if cfg.cache else None,
     }
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    settings = cfg.as_record()
     checkpoints = Checkpointer(cfg.out, net, optimizer)
     progress = checkpoints.load() if how == "resume" else Progress()
     if how == "resume":

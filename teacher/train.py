@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
@@ -22,7 +21,15 @@ from data.schemes import tags_to_spans
 from distill.artifacts import read_config
 from distill.checkpoint import RUN_STARTS, Checkpointer, Progress, start_run
 from distill.errors import DistillError
-from distill.training import JsonlLog, Processes, check_finite, evaluate, resolve_device, seed_everything
+from distill.training import (
+    JsonlLog,
+    Processes,
+    RunSettings,
+    check_finite,
+    evaluate,
+    resolve_device,
+    seed_everything,
+)
 
 from .backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
 from .charmap import build_char_vocab, prune_input_embeddings
@@ -31,35 +38,23 @@ from .windows import make_window_batch
 
 
 @dataclass
-class TeacherTrainConfig:
-    out: Path
+class TeacherTrainConfig(RunSettings):
     data: str | None = None
     model: str = DEFAULT_BACKBONE
     unlabeled: list[str] = field(default_factory=list)
     """Raw text the teacher will cache later: its characters keep their embedding rows."""
-    epochs: int = 10
-    batch_size: int = 32
     max_tokens: int = 4096
     lr: float = 5e-5
     head_lr: float = 1e-3
     warmup: float = 0.1
     weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
     dropout: float = 0.1
-    seed: int = 13
-    patience: int = 3
     scheme: str = "bioes"
     window: int = 0
     """Characters per encoder window; 0 = the encoder's position limit minus CLS and SEP."""
     overlap: int = 64
     max_train: int = 0
     """Train on the first N training sentences only (0 = all)."""
-    device: str = "auto"
-    eval_batch_size: int = 64
-    checkpoint_every: int = 200
-    """Also checkpoint every N batches within an epoch (0: at epoch ends only)."""
-    resume: bool = False
-    overwrite: bool = False
 
 
 def _param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
@@ -144,7 +139,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     scheduler = get_linear_schedule_with_warmup(
         optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
     )
-    settings = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    settings = cfg.as_record()
     checkpoints = Checkpointer(cfg.out, net, optimizer, scheduler, writer=procs.main)
     progress = checkpoints.load() if how == "resume" else Progress()
     if how == "resume":

@@ -40,6 +40,16 @@ def run_killed_then_resumed(command: list[str], out: Path, marker: str) -> None:
     assert "resuming from epoch" in resumed.stderr + resumed.stdout
 
 
+def resumed_equals_uninterrupted(base: list[str], tmp_path: Path) -> tuple[Path, Path]:
+    """Train once straight through and once killed and resumed; both must end identical."""
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    subprocess.run(distill(*base, "--out", str(whole)), env=ENV, check=True, capture_output=True)
+    run_killed_then_resumed(distill(*base, "--out", str(cut)), cut, "checkpoint/progress.json")
+    same_weights(whole, cut)
+    assert dev_scores(whole) == dev_scores(cut)
+    return whole, cut
+
+
 def same_weights(a: Path, b: Path) -> None:
     left, right = load_tensors(a / "model.safetensors"), load_tensors(b / "model.safetensors")
     assert left.keys() == right.keys()
@@ -79,11 +89,7 @@ def test_killed_teacher_training_resumes_to_the_identical_model(tiny_teacher, tm
         "--device",
         "cpu",
     ]
-    whole, cut = tmp_path / "whole", tmp_path / "cut"
-    subprocess.run(distill(*base, "--out", str(whole)), env=ENV, check=True, capture_output=True)
-    run_killed_then_resumed(distill(*base, "--out", str(cut)), cut, "checkpoint/progress.json")
-    same_weights(whole, cut)
-    assert dev_scores(whole) == dev_scores(cut)
+    _, cut = resumed_equals_uninterrupted(base, tmp_path)
     assert not (cut / "checkpoint").exists() and json.loads((cut / "config.json").read_text())["training_complete"]
 
 
@@ -107,11 +113,7 @@ def test_killed_student_training_resumes_to_the_identical_model(tiny_teacher, tm
         "--device",
         "cpu",
     ]
-    whole, cut = tmp_path / "whole", tmp_path / "cut"
-    subprocess.run(distill(*base, "--out", str(whole)), env=ENV, check=True, capture_output=True)
-    run_killed_then_resumed(distill(*base, "--out", str(cut)), cut, "checkpoint/progress.json")
-    same_weights(whole, cut)
-    assert dev_scores(whole) == dev_scores(cut)
+    resumed_equals_uninterrupted(base, tmp_path)
 
 
 def test_killed_cache_build_resumes_to_identical_shards(tiny_teacher, tmp_path):
