@@ -16,6 +16,7 @@ from .report import ReadReport
 from .schemes import (
     SCHEMES,
     Span,
+    SpanReader,
     allowed_transitions,
     convert_tags,
     label_scheme,
@@ -38,6 +39,7 @@ __all__ = [
     "ReadReport",
     "Sentence",
     "Span",
+    "SpanReader",
     "allowed_transitions",
     "bucket_batches",
     "convert_tags",

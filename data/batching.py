@@ -26,9 +26,9 @@ def bucket_batches(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    rng = random.Random(seed)
     order = list(range(len(lengths)))
     if shuffle:
+        rng = random.Random(seed)
         rng.shuffle(order)
         span = batch_size * pool
         pools = [order[i : i + span] for i in range(0, len(order), span)]

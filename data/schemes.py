@@ -41,36 +41,36 @@ def split_tag(tag: str) -> tuple[str, str]:
 
 def tags_to_spans(tags: Sequence[str]) -> list[Span]:
     """Entity spans of a tag sequence (any scheme, parsed leniently as seqeval does)."""
+    return _chunk([split_tag(tag) for tag in tags])
+
+
+class SpanReader:
+    """Spans from label indices, with the labels parsed once: the fast path of prediction."""
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        self.parsed = [split_tag(label) for label in labels]
+
+    def spans(self, ids: Sequence[int]) -> list[Span]:
+        parsed = self.parsed
+        return _chunk([parsed[i] for i in ids])
+
+
+def _chunk(parsed: Sequence[tuple[str, str]]) -> list[Span]:
+    """conlleval's chunking: a chunk ends after E/S, before B/S/O or a change of type, and starts
+    at B/S, or at I/E after O, E, S or another type."""
     spans: list[Span] = []
     start = -1
-    prev_prefix, prev_type = "O", ""
-    for i, tag in enumerate(tags):
-        prefix, type_ = split_tag(tag)
-        if start >= 0 and _chunk_ends(prev_prefix, prefix, prev_type, type_):
+    prev, prev_type = "O", ""
+    for i, (prefix, type_) in enumerate(parsed):
+        if start >= 0 and (prev in "ES" or prefix in "BSO" or prev_type != type_):
             spans.append(Span(prev_type, start, i))
             start = -1
-        if _chunk_starts(prev_prefix, prefix, prev_type, type_):
+        if prefix in "BS" or (prefix in "IE" and (prev in "ESO" or prev_type != type_)):
             start = i
-        prev_prefix, prev_type = prefix, type_
+        prev, prev_type = prefix, type_
     if start >= 0:
-        spans.append(Span(prev_type, start, len(tags)))
+        spans.append(Span(prev_type, start, len(parsed)))
     return spans
-
-
-def _chunk_ends(prev: str, cur: str, prev_type: str, cur_type: str) -> bool:
-    if prev in "ES":
-        return True
-    if prev in "BI":
-        return cur in "BSO" or prev_type != cur_type
-    return False
-
-
-def _chunk_starts(prev: str, cur: str, prev_type: str, cur_type: str) -> bool:
-    if cur in "BS":
-        return True
-    if cur in "IE":
-        return prev in "ESO" or prev_type != cur_type
-    return False
 
 
 def spans_to_tags(spans: Iterable[Span], length: int, scheme: str = "bioes") -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from data import bucket_batches, split_sentences, tags_to_spans
+from data import SpanReader, bucket_batches, split_sentences
 
 
 def tag_in_batches(
@@ -50,8 +50,9 @@ def predict_entities(
         pieces.extend((i, start, text[start:end]) for start, end in split_sentences(text, max_len))
     tagged = tag_in_batches(tag_ids, [p[2] for p in pieces], batch_size)
     entities: list[list[Entity]] = [[] for _ in texts]
+    reader = SpanReader(labels)
     for (i, offset, _), ids in zip(pieces, tagged):
-        for span in tags_to_spans([labels[k] for k in ids]):
+        for span in reader.spans(ids):
             start, end = offset + span.start, offset + span.end
             entities[i].append(Entity(span.type, texts[i][start:end], start, end))
     return entities

@@ -9,6 +9,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from data.schemes import (
     Span,
+    SpanReader,
     allowed_transitions,
     convert_tags,
     detect_scheme,
@@ -38,6 +39,7 @@ def test_spans_equal_seqeval_entities_on_any_sequence(tags):
     seqeval_tags = ["{}-{}".format(*split_tag(t)) if t != "O" else "O" for t in tags]
     expected = [Span(t, s, e + 1) for t, s, e in get_entities(seqeval_tags)]
     assert tags_to_spans(tags) == expected
+    assert SpanReader(RAW_TAGS).spans([RAW_TAGS.index(t) for t in tags]) == expected
 
 
 @st.composite
