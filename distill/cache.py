@@ -67,8 +67,12 @@ def check_compatible(existing: dict, planned: dict, directory: Path) -> None:
             f"({existing['teacher'].get('path')}), not by this one ({planned['teacher']['fingerprint']}): "
             "caches are never mixed; write to a new directory or pass --overwrite"
         )
-    before = [(s["path"], s["sha256"], s.get("part"), s.get("max_len")) for s in existing["sources"]]
-    now = [(s["path"], s["sha256"], s.get("part"), s.get("max_len")) for s in planned["sources"]]
+
+    def key(source: dict) -> tuple:
+        return source["path"], source["sha256"], source.get("part"), source.get("max_len"), source.get("limit")
+
+    before = [key(s) for s in existing["sources"]]
+    now = [key(s) for s in planned["sources"]]
     if before != now or existing["shard_size"] != planned["shard_size"]:
         raise DistillError(
             f"{directory} was built from other sources or settings ({[b[0] for b in before]}); "

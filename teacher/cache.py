@@ -35,6 +35,8 @@ class CacheConfig:
     data: str | None = None
     splits: list[str] = field(default_factory=lambda: ["train"])
     unlabeled: list[str] = field(default_factory=list)
+    max_labeled: int = 0
+    """Cache at most the first N sentences of each labeled split (0 = all)."""
     max_unlabeled: int = 0
     """Cache at most this many unlabeled sentences (0 = all)."""
     max_len: int = 256
@@ -60,9 +62,10 @@ def _plan_sources(cfg: CacheConfig) -> tuple[list[dict], list]:
                     "path": str(source.path.resolve()),
                     "part": list(source.part),
                     "sha256": sha256_file(source.path),
+                    "limit": cfg.max_labeled,
                 }
             )
-            streams.append(partial(dataset.sentences, split))
+            streams.append(partial(_first, dataset.sentences, split, limit=cfg.max_labeled))
     for path in cfg.unlabeled:
         records.append(
             {
@@ -74,14 +77,15 @@ def _plan_sources(cfg: CacheConfig) -> tuple[list[dict], list]:
                 "limit": cfg.max_unlabeled,
             }
         )
-        streams.append(partial(_unlabeled, path, cfg.max_len, cfg.max_unlabeled))
+        streams.append(partial(_first, read_file, path, "text", limit=cfg.max_unlabeled, max_len=cfg.max_len))
     if not records:
         raise DistillError("nothing to cache: give labeled splits (--split) and/or --unlabeled text")
     return records, streams
 
 
-def _unlabeled(path: str, max_len: int, limit: int) -> Iterator[Sentence]:
-    sentences = read_file(path, "text", max_len=max_len)
+def _first(reader, *args, limit: int = 0, **kwargs) -> Iterator[Sentence]:
+    """The first ``limit`` sentences (all for 0) that ``reader(*args, **kwargs)`` streams."""
+    sentences = reader(*args, **kwargs)
     return itertools.islice(sentences, limit) if limit else sentences
 
 

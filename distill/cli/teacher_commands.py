@@ -94,6 +94,9 @@ def teacher_train(**options) -> None:
     help="Raw text (one sentence or paragraph per line, or People's Daily word/POS). Repeatable. "
     "[default: People's Daily 1998-01 with the default data]",
 )
+@click.option(
+    "--max-labeled", default=0, show_default=True, help="At most the first N sentences of each split (0: all)."
+)
 @click.option("--max-unlabeled", default=0, show_default=True, help="At most this many unlabeled sentences (0: all).")
 @click.option(
     "--max-len", default=256, show_default=True, help="Unlabeled text is split into sentences of at most this length."
