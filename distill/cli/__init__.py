@@ -73,8 +73,18 @@ def cli(debug: bool) -> None:
     """Distil a BERT-CRF Chinese NER teacher into a fast character BiLSTM-CRF student.
 
     Commands are verbs over artefacts on disk: each writes a directory that later commands
-    take as an argument. Run `distill COMMAND --help` for each command's options; start with
-    `distill data stats PATH` to check a corpus.
+    take as an argument. Run `distill COMMAND --help` for each command's options.
+
+    \b
+    The pipeline, in order:
+      distill data stats PATH                      check a corpus
+      distill teacher-train --data PATH --out T    fine-tune the BERT-CRF teacher
+      distill teacher-cache T --out C              cache its emissions (labeled + unlabeled)
+      distill student-train --cache C --out S      distil the BiLSTM-CRF student
+      distill export S --format onnx               export the student for torch-free serving
+      distill benchmark --model T --model S ...    F1, latency, memory: which one to deploy
+      distill predict S "文本"                      tag text with any teacher or student
+    `distill demo` runs all of it on the embedded default data.
     """
 
 
