@@ -229,8 +229,9 @@ def build_cache(cfg: CacheConfig) -> dict:
             "processes": procs.world,
         }
         write_index(out, index)
+    procs.barrier()
     procs.stop()
-    return index
+    return read_index(out)
 
 
 def _shard_record(directory: Path, number: int) -> dict:

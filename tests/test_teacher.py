@@ -216,3 +216,37 @@ def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_
     )
     log = (out / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 10  # one writer: rank 0 logs each epoch once
+
+
+def test_two_process_cache_writes_the_same_shards(workspace, tmp_path):
+    single = tmp_path / "single"
+    build_cache(CacheConfig(teacher=workspace["teacher"], out=single, data=str(workspace["data"]), shard_size=8))
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29534",
+        "-m",
+        "distill",
+        "teacher-cache",
+        str(workspace["teacher"]),
+        "--data",
+        str(workspace["data"]),
+        "--shard-size",
+        "8",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    left, right = load_cache(single), load_cache(out)
+    assert read_index(out)["last_run"]["processes"] == 2 and len(read_index(out)["shards"]) == 8
+    np.testing.assert_array_equal(left.chars, right.chars)
+    np.testing.assert_allclose(left.emissions.astype(np.float32), right.emissions.astype(np.float32), atol=1e-2)

