@@ -44,6 +44,14 @@ def atomic_write_json(path: Path, record: Mapping) -> None:
     atomic_write(path, (json.dumps(record, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
 
 
+def read_json(path: Path, what: str) -> dict:
+    """A JSON file of an artefact, or a :class:`DistillError` saying that ``what`` is corrupt."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DistillError(f"{path} is not valid JSON ({err}); {what} is corrupt") from None
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -101,10 +109,7 @@ def read_config(directory: Path) -> dict:
         raise DistillError(f"{directory} is not a model directory (expected a folder with {CONFIG} and {WEIGHTS})")
     if not path.is_file():
         raise DistillError(f"{path} is missing: {directory} is not a complete model directory")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DistillError(f"{path} is not valid JSON ({err}); the model directory is corrupt") from None
+    config = read_json(path, "the model directory")
     if not isinstance(config, dict) or "kind" not in config:
         raise DistillError(f"{path} does not describe a distill model (no 'kind')")
     if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:

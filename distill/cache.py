@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import atomic_write_json, load_tensors, save_tensors
+from .artifacts import atomic_write_json, load_tensors, read_json, save_tensors
 from .errors import DistillError
 
 INDEX = "index.json"
@@ -46,10 +46,7 @@ def read_index(directory: Path) -> dict:
     path = Path(directory) / INDEX
     if not path.is_file():
         raise DistillError(f"{path} is missing: {directory} is not an emission cache (run distill teacher-cache)")
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DistillError(f"{path} is not valid JSON ({err}); the cache is corrupt") from None
+    index = read_json(path, "the cache")
     if index.get("format_version") != FORMAT_VERSION:
         raise DistillError(f"{path}: cache format {index.get('format_version')}, this distill reads {FORMAT_VERSION}")
     return index

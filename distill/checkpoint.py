@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,14 @@ class Progress:
         improved = f1 > self.best["dev_f1"]
         self.stale = 0 if improved else self.stale + 1
         return improved, self.stale >= patience
+
+    def record_step(self, loss: float, characters: int, started: float) -> dict[str, str]:
+        """Count one optimiser step; returns the progress-bar postfix."""
+        self.step += 1
+        self.loss_sum += loss
+        self.characters += characters
+        self.seconds = time.perf_counter() - started
+        return {"loss": f"{loss:.3f}", "chars_s": f"{self.characters / max(self.seconds, 1e-9):.0f}"}
 
     def next_epoch(self) -> None:
         self.epoch, self.step, self.loss_sum, self.characters, self.seconds = self.epoch + 1, 0, 0.0, 0, 0.0
@@ -93,6 +102,11 @@ class Checkpointer:
             if (directory / "progress.json").is_file():
                 return directory
         return None
+
+    def save_every(self, progress: Progress, every: int, steps_in_epoch: int) -> None:
+        """Checkpoint inside an epoch every ``every`` steps (the epoch end saves on its own)."""
+        if every and progress.step % every == 0 and progress.step < steps_in_epoch:
+            self.save(progress)
 
     def save(self, progress: Progress) -> None:
         if not self.writer:

@@ -222,14 +222,9 @@ def train_student(cfg: StudentTrainConfig) -> dict:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
             optimizer.step()
-            progress.step += 1
-            progress.loss_sum += loss.item()
-            progress.characters += sum(len(examples[i].text) for i in members)
-            progress.seconds = time.perf_counter() - started
             bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}", chars_s=f"{progress.characters / progress.seconds:.0f}")
-            if cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0 and progress.step < len(batches):
-                checkpoints.save(progress)
+            bar.set_postfix(progress.record_step(loss.item(), sum(len(examples[i].text) for i in members), started))
+            checkpoints.save_every(progress, cfg.checkpoint_every, len(batches))
         bar.close()
         scores, _ = evaluate(student.tag_ids, dev, labels, cfg.eval_batch_size)
         train_loss = progress.loss_sum / max(1, len(batches))

@@ -177,14 +177,9 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            progress.step += 1
-            progress.loss_sum += loss.item()
-            progress.characters += sum(lengths[i] for i in batch_index)
-            progress.seconds = time.perf_counter() - started
             bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}", chars_s=f"{progress.characters / progress.seconds:.0f}")
-            if cfg.checkpoint_every and progress.step % cfg.checkpoint_every == 0 and progress.step < len(batches):
-                checkpoints.save(progress)
+            bar.set_postfix(progress.record_step(loss.item(), sum(lengths[i] for i in batch_index), started))
+            checkpoints.save_every(progress, cfg.checkpoint_every, len(batches))
         bar.close()
         train_loss = procs.mean(progress.loss_sum / max(1, len(batches)))
         stop = False
