@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,14 +82,14 @@ ROWS = {
 }
 
 
-def run(command: list[str], log: Path) -> float:
-    """Run a command, teeing its output to ``log``; return minutes taken."""
+def run(command: list[str], log: Path, env: dict | None = None) -> float:
+    """Run a command, appending its output to ``log``; return minutes taken."""
     print("$ " + " ".join(shlex.quote(c) for c in command), flush=True)
     started = time.time()
     with open(log, "a", encoding="utf-8") as out:
         out.write("$ " + " ".join(shlex.quote(c) for c in command) + "\n")
         out.flush()
-        subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True)
+        subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True, env=env)
     return (time.time() - started) / 60
 
 
@@ -108,6 +110,7 @@ def main() -> None:
     parser.add_argument("--single-seed-rows", default="", help="Rows run with the first seed only.")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--skip-benchmark", action="store_true")
+    parser.add_argument("--jobs", type=int, default=2, help="Student runs at a time (one thread each when > 1).")
     args = parser.parse_args()
     spec = DATASETS[args.dataset]
     work = args.work or ROOT / "runs" / args.dataset
@@ -140,6 +143,7 @@ def main() -> None:
                 "--out",
                 str(teacher),
                 *spec["teacher"],
+                "--resume",
             ],
         )
     teacher_config = done(teacher)
@@ -192,27 +196,40 @@ def main() -> None:
     rows = [r for r in args.rows.split(",") if r]
     single = set(args.single_seed_rows.split(","))
     table = {}
+    jobs = []  # (key, command) of every student run still to do
     for row in rows:
-        description, options = ROWS[row]
         seeds = [13] if row in single else [13 + i for i in range(args.seeds)]
         for seed in seeds:
             out = work / "students" / f"{row}-seed{seed}"
             if not done(out):
-                timed(
-                    f"{row}-seed{seed}",
-                    [
-                        *distill,
-                        "student-train",
-                        "--cache",
-                        str(cache),
-                        "--out",
-                        str(out),
-                        "--seed",
-                        str(seed),
-                        *spec["student"],
-                        *options,
-                    ],
-                )
+                command = [
+                    *distill,
+                    "student-train",
+                    "--cache",
+                    str(cache),
+                    "--out",
+                    str(out),
+                    "--seed",
+                    str(seed),
+                    *spec["student"],
+                    *ROWS[row][1],
+                    "--resume",
+                ]
+                jobs.append((f"{row}-seed{seed}", command))
+    # Students are small: --jobs processes of one thread each use the cores better than one of many.
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.jobs > 1 else None
+        for (key, command), minutes in zip(jobs, pool.map(lambda job: run(job[1], log, env), jobs)):
+            timings[key] = {
+                "minutes": round(minutes, 2),
+                "command": " ".join(shlex.quote(c) for c in command[2:]),
+                "threads": 1 if args.jobs > 1 else None,
+                "parallel_jobs": args.jobs,
+            }
+            timings_path.write_text(json.dumps(timings, indent=2))
+    for row in rows:
+        description, options = ROWS[row]
+        seeds = [13] if row in single else [13 + i for i in range(args.seeds)]
         runs = [done(work / "students" / f"{row}-seed{seed}") for seed in seeds]
         f1s = [r["metrics"]["test"]["overall"]["f1"] * 100 for r in runs]
         table[row] = {
