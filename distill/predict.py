@@ -13,12 +13,22 @@ from dataclasses import asdict, dataclass
 from data import SpanReader, bucket_batches, split_sentences
 
 
+PADDED_CHARS_PER_SENTENCE = 64
+"""A batch of N sentences holds at most N * 64 padded characters, so a few long sentences do not
+make a whole batch pad to their length."""
+
+
 def tag_in_batches(
     tag_ids: Callable[[list[str]], list[list[int]]], texts: Sequence[str], batch_size: int
 ) -> list[list[int]]:
-    """``tag_ids`` over length-bucketed batches of ``texts``, results in the original order."""
+    """``tag_ids`` over length-bucketed batches of ``texts``, results in the original order.
+
+    A batch holds at most ``batch_size`` sentences and ``batch_size * PADDED_CHARS_PER_SENTENCE``
+    padded characters (a single longer sentence still forms a batch of its own).
+    """
     results: list[list[int]] = [[] for _ in texts]
-    for batch in bucket_batches([len(t) for t in texts], batch_size):
+    max_tokens = batch_size * PADDED_CHARS_PER_SENTENCE
+    for batch in bucket_batches([len(t) for t in texts], batch_size, max_tokens=max_tokens):
         for i, tags in zip(batch, tag_ids([texts[i] for i in batch])):
             results[i] = tags
     return results
