@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass
 
 from data import SpanReader, bucket_batches, split_sentences
 
-
 PADDED_CHARS_PER_SENTENCE = 64
 """A batch of N sentences holds at most N * 64 padded characters, so a few long sentences do not
 make a whole batch pad to their length."""
