@@ -246,14 +246,28 @@ def main() -> None:
 
     if not args.skip_benchmark:
         models = ["--model", f"teacher={teacher}"]
-        for row in ("hard", "kd-unlabeled", "small-kd-unlabeled"):
+        for row in ("hard", "kd-unlabeled", "small-kd-unlabeled", "tiny-kd-unlabeled"):
             if row in table:
                 models += ["--model", f"{row}={work / 'students' / f'{row}-seed13'}"]
-        report = results / "report"
-        timed(
-            "benchmark",
-            [*distill, "benchmark", *models, "--data", str(spec["data"]), "--device", "cpu,cuda", "--out", str(report)],
-        )
+        # One report with the libraries' default threads (all cores), one with a single thread per
+        # process (how a server runs one worker per core).
+        for threads, name in ((0, "report"), (1, "report-1-thread")):
+            timed(
+                f"benchmark-{name}",
+                [
+                    *distill,
+                    "benchmark",
+                    *models,
+                    "--data",
+                    str(spec["data"]),
+                    "--device",
+                    "cpu,cuda",
+                    "--threads",
+                    str(threads),
+                    "--out",
+                    str(results / name),
+                ],
+            )
 
 
 def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: Path) -> None:
