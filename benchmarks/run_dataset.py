@@ -217,9 +217,19 @@ def main() -> None:
                 ]
                 jobs.append((f"{row}-seed{seed}", command))
     # Students are small: --jobs processes of one thread each use the cores better than one of many.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.jobs > 1 else None
+
+    def attempt(job: tuple[str, list[str]]) -> float | None:
+        try:
+            return run(job[1], log, env)
+        except subprocess.CalledProcessError:
+            print(f"FAILED: {job[0]} (see {log})", flush=True)  # the other runs go on; rows show what exists
+            return None
+
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.jobs > 1 else None
-        for (key, command), minutes in zip(jobs, pool.map(lambda job: run(job[1], log, env), jobs)):
+        for (key, command), minutes in zip(jobs, pool.map(attempt, jobs)):
+            if minutes is None:
+                continue
             timings[key] = {
                 "minutes": round(minutes, 2),
                 "command": " ".join(shlex.quote(c) for c in command[2:]),
@@ -230,7 +240,10 @@ def main() -> None:
     for row in rows:
         description, options = ROWS[row]
         seeds = [13] if row in single else [13 + i for i in range(args.seeds)]
-        runs = [done(work / "students" / f"{row}-seed{seed}") for seed in seeds]
+        runs = [r for r in (done(work / "students" / f"{row}-seed{seed}") for seed in seeds) if r]
+        if not runs:
+            continue
+        seeds = [r["training"]["seed"] for r in runs]
         f1s = [r["metrics"]["test"]["overall"]["f1"] * 100 for r in runs]
         table[row] = {
             "description": description,

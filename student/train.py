@@ -82,7 +82,9 @@ def _teacher_embeddings(
     how many characters it found in the teacher's vocabulary; the others keep a random start.
     """
     config, weights = read_model_dir(teacher_dir)
-    table = weights[config["input_embedding"]]  # [V_teacher, H]
+    # Teachers record where their character embeddings are; older ones used the BERT name.
+    name = config.get("input_embedding") or next(k for k in weights if k.endswith("word_embeddings.weight"))
+    table = weights[name]  # [V_teacher, H]
     char_to_id = config["char_vocab"]["char_to_id"]
     rows = [(featurizer.char_index[c], char_to_id[c]) for c in featurizer.chars if c in char_to_id]
     if len(rows) < 2:
