@@ -75,6 +75,10 @@ ROWS = {
         ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "128"],
     ),
     "small-hard": ("small student (hidden 128), hard-label", ["--alpha", "1", "--hidden", "128"]),
+    "full": (
+        "distilled + unlabeled + bigrams + jieba + teacher-embedding init",
+        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--bigrams", "--jieba", "--teacher-init"],
+    ),
     "tiny-kd-unlabeled": (
         "tiny student (embedding 64, hidden 64), distilled + unlabeled",
         ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "64", "--embedding-dim", "64"],
