@@ -1,0 +1,88 @@
+"""Collect the per-dataset results into benchmarks/results/README.md.
+
+Usage: python benchmarks/summarize.py
+Reads benchmarks/results/<dataset>/{teacher.json, students.json, report/report.json}; writes a
+summary that links to each file. Reports only what those files hold.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DATASETS = ("resume", "weibo", "msra")
+PUBLISHED = {"resume": (95.68, 93.48), "weibo": (68.79, 52.77), "msra": (95.92, 88.81)}
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def main() -> None:
+    lines = [
+        "# Measured results",
+        "",
+        "Everything below was measured on the 2-core development machine (AMD EPYC, CPU only, no GPU lent to",
+        "this task); each linked file names the command that produced it. `python benchmarks/summarize.py`",
+        "rebuilds this page from those files.",
+        "",
+        "## Teachers (BERT-CRF on multilingual-e5-small, the default backbone)",
+        "",
+        "| dataset | test P | test R | test F1 | published BERT-base-CRF | epochs run (best) | min/epoch | command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in DATASETS:
+        teacher = _load(RESULTS / name / "teacher.json")
+        if teacher is None:
+            lines.append(f"| {name} | not run yet | | | {PUBLISHED[name][0]} | | | |")
+            continue
+        o = teacher["test"]["overall"]
+        lines.append(
+            f"| {name} | {o['precision'] * 100:.2f} | {o['recall'] * 100:.2f} | {o['f1'] * 100:.2f} | "
+            f"{PUBLISHED[name][0]} | {teacher['epochs_run']} ({teacher['best_epoch']}) | "
+            f"{teacher['minutes_per_epoch']:.1f} | `{teacher['command']}` |"
+        )
+    lines += ["", "## Students", ""]
+    for name in DATASETS:
+        students = _load(RESULTS / name / "students.json")
+        if students is None:
+            continue
+        teacher_f1 = students["teacher"]["test"]["overall"]["f1"] * 100
+        lines += [
+            f"### {name} ([full table](./{name}/students.md))",
+            "",
+            f"Teacher {teacher_f1:.2f}; published char BiLSTM-CRF {PUBLISHED[name][1]}.",
+            "",
+            "| student | test F1 (mean +- std) | seeds | gap to teacher |",
+            "|---|---|---|---|",
+        ]
+        for row in students["rows"].values():
+            spread = f" +- {row['std']:.2f}" if row["std"] is not None else ""
+            gap = row["mean"] - teacher_f1
+            lines.append(f"| {row['description']} | {row['mean']:.2f}{spread} | {len(row['seeds'])} | {gap:+.2f} |")
+        lines.append("")
+    lines += ["## Deployment reports", ""]
+    for name in DATASETS:
+        for report_name in ("report", "report-1-thread"):
+            report = _load(RESULTS / name / report_name / "report.json")
+            if report is None:
+                continue
+            rec = report.get("recommendation") or {}
+            lines.append(
+                f"- [{name}/{report_name}](./{name}/{report_name}/report.md): threads per worker "
+                f"{report['settings'].get('threads') or 'default'}; recommended {rec.get('label')}"
+                + (
+                    f", {rec['speedup_vs_teacher']:.1f}x faster than the teacher at batch 1"
+                    if rec.get("speedup_vs_teacher")
+                    else ""
+                )
+            )
+    if (RESULTS / "demo").exists():
+        lines += ["", "## Demo", "", "[`distill demo` output and timing](./demo/README.md)"]
+    (RESULTS / "README.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
