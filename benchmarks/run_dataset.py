@@ -299,7 +299,8 @@ def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: 
         f"Produced by `python benchmarks/run_dataset.py {dataset}` on the 2-core development machine (CPU only).",
         f"Student options common to every row: `{' '.join(spec['student'])}` (embedding 128, BiLSTM 256 per direction "
         "unless the row says otherwise). Cache: the teacher over the train split plus up to "
-        f"{spec['max_unlabeled']} sentences of People's Daily 1998-01.",
+        f"{spec['max_unlabeled']} sentences of People's Daily 1998-01. Student runs went two at a time, one "
+        "thread each, so their minutes are those of one core shared with the other run.",
         "",
         "| model | test F1 | mean +- std | seeds | gap to teacher | minutes per run |",
         "|---|---|---|---|---|---|",
