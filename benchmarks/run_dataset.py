@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--single-seed-rows", default="", help="Rows run with the first seed only.")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--skip-benchmark", action="store_true")
+    parser.add_argument("--one-thread-report", action="store_true", help="Also benchmark at one thread per process.")
+    parser.add_argument("--benchmark-options", default="", help="Extra `distill benchmark` options, quoted.")
     parser.add_argument("--jobs", type=int, default=2, help="Student runs at a time (one thread each when > 1).")
     args = parser.parse_args()
     spec = DATASETS[args.dataset]
@@ -267,9 +269,10 @@ def main() -> None:
         for row in ("hard", "kd-unlabeled", "small-kd-unlabeled", "tiny-kd-unlabeled"):
             if row in table:
                 models += ["--model", f"{row}={work / 'students' / f'{row}-seed13'}"]
-        # One report with the libraries' default threads (all cores), one with a single thread per
-        # process (how a server runs one worker per core).
-        for threads, name in ((0, "report"), (1, "report-1-thread")):
+        # The libraries' default threads (all cores); optionally also one thread per process (how a
+        # server runs one worker per core).
+        reports = [(0, "report")] + ([(1, "report-1-thread")] if args.one_thread_report else [])
+        for threads, name in reports:
             timed(
                 f"benchmark-{name}",
                 [
@@ -282,6 +285,7 @@ def main() -> None:
                     "cpu,cuda",
                     "--threads",
                     str(threads),
+                    *shlex.split(args.benchmark_options),
                     "--out",
                     str(results / name),
                 ],
