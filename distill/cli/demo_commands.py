@@ -146,7 +146,7 @@ def demo(out: Path, quick: bool, device: str) -> None:
             ],
             out=report_dir,
             data=str(data_dir),
-            devices=["cpu"],
+            devices=["cpu", "cuda"],  # the report says so where CUDA is absent
             latency_sentences=size.latency_calls,
             throughput_repeats=size.repeats,
         ),
@@ -158,7 +158,8 @@ def demo(out: Path, quick: bool, device: str) -> None:
         if run["status"] == "ok":
             rate = run["throughput"]["256"]["sentences_per_second"]
             click.echo(
-                f"  {run['model']:18s} {run['variant']:5s}  F1 {run['accuracy']['overall']['f1'] * 100:6.2f}  "
+                f"  {run['model']:18s} {run['variant']:5s} {run['device']:4s}  "
+                f"F1 {run['accuracy']['overall']['f1'] * 100:6.2f}  "
                 f"p50 {run['latency_ms']['p50']:8.2f} ms  {rate:8.0f} sent/s  "
                 f"peak RSS {run['memory']['peak_rss_mb']:6.0f} MB"
             )
