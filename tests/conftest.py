@@ -10,6 +10,13 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TINY_TRAINING = {"epochs": 6, "batch_size": 8, "lr": 1e-3, "head_lr": 1e-2, "window": 10, "overlap": 4, "patience": 6}
 """Teacher settings that learn the tiny corpus in seconds."""
+
+
+def cli_options(**settings: object) -> list[str]:
+    """``{"batch_size": 4}`` -> ``["--batch-size", "4"]``: settings as command-line options."""
+    return [part for key, value in settings.items() for part in (f"--{key.replace('_', '-')}", str(value))]
+
+
 SHARED_DATA = Path(os.environ.get("DISTILL_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

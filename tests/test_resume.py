@@ -16,6 +16,7 @@ import pytest
 
 from distill.artifacts import load_tensors
 from distill.errors import DistillError
+from tests.conftest import TINY_TRAINING, cli_options
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -68,20 +69,7 @@ def test_killed_teacher_training_resumes_to_the_identical_model(tiny_teacher, tm
         str(tiny_teacher["data"]),
         "--model",
         str(tiny_teacher["backbone"]),
-        "--epochs",
-        "3",
-        "--batch-size",
-        "4",
-        "--lr",
-        "1e-3",
-        "--head-lr",
-        "1e-2",
-        "--window",
-        "10",
-        "--overlap",
-        "4",
-        "--patience",
-        "3",
+        *cli_options(**{**TINY_TRAINING, "epochs": 3, "batch_size": 4, "patience": 3}),
         "--checkpoint-every",
         "2",
         "--seed",

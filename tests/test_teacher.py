@@ -21,6 +21,7 @@ from teacher.model import Teacher
 from teacher.train import TeacherTrainConfig, train_teacher
 from teacher.windows import make_window_batch, plan_windows
 from tests.conftest import TINY_TRAINING as FAST
+from tests.conftest import cli_options
 
 
 @pytest.fixture(scope="module")
@@ -191,20 +192,7 @@ def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_
         str(workspace["backbone"]),
         "--out",
         str(out),
-        "--epochs",
-        "10",
-        "--batch-size",
-        "4",
-        "--lr",
-        "1e-3",
-        "--head-lr",
-        "1e-2",
-        "--window",
-        "10",
-        "--overlap",
-        "4",
-        "--patience",
-        "10",
+        *cli_options(**{**FAST, "epochs": 10, "batch_size": 4, "patience": 10}),
     ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
