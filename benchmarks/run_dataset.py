@@ -162,7 +162,10 @@ def main() -> None:
             "minutes": round(sum(r["seconds"] for r in log_rows) / 60, 2),
             "command": "teacher-train "
             + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in teacher_config["training"].items() if v not in (None, [], "")
+                f"--{k.replace('_', '-')} {shlex.quote(str(item))}"
+                for k, v in teacher_config["training"].items()
+                if v not in (None, [], "")
+                for item in (v if isinstance(v, list) else [v])
             ),
         },
     )
