@@ -269,7 +269,7 @@ def main() -> None:
 
     if not args.skip_benchmark:
         models = ["--model", f"teacher={teacher}"]
-        for row in ("hard", "kd-unlabeled", "small-kd-unlabeled", "tiny-kd-unlabeled"):
+        for row in ("hard", "kd-unlabeled", "kd-unlabeled-bigrams", "full", "small-kd-unlabeled", "tiny-kd-unlabeled"):
             if row in table:
                 models += ["--model", f"{row}={work / 'students' / f'{row}-seed13'}"]
         # The libraries' default threads (all cores); optionally also one thread per process (how a
