@@ -160,7 +160,7 @@ def main() -> None:
         "teacher",
         {
             "minutes": round(sum(r["seconds"] for r in log_rows) / 60, 2),
-            "command": "teacher-train "
+            "command": "distill teacher-train "
             + " ".join(
                 f"--{k.replace('_', '-')} {shlex.quote(str(item))}"
                 for k, v in teacher_config["training"].items()
@@ -171,7 +171,7 @@ def main() -> None:
     )
     teacher_summary = {
         "dataset": args.dataset,
-        "command": "distill " + timings["teacher"]["command"],
+        "command": timings["teacher"]["command"],
         "minutes": timings["teacher"]["minutes"],
         "epochs_run": len(log_rows),
         "minutes_per_epoch": round(statistics.fmean(r["seconds"] for r in log_rows) / 60, 2),
