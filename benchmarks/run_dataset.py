@@ -205,11 +205,14 @@ def main() -> None:
 
     rows = [r for r in args.rows.split(",") if r]
     single = set(args.single_seed_rows.split(","))
+
+    def seeds_of(row: str) -> list[int]:
+        return [13] if row in single else [13 + i for i in range(args.seeds)]
+
     table = {}
     jobs = []  # (key, command) of every student run still to do
     for row in rows:
-        seeds = [13] if row in single else [13 + i for i in range(args.seeds)]
-        for seed in seeds:
+        for seed in seeds_of(row):
             out = work / "students" / f"{row}-seed{seed}"
             if not done(out):
                 command = [
@@ -249,8 +252,7 @@ def main() -> None:
             timings_path.write_text(json.dumps(timings, indent=2))
     for row in rows:
         description, options = ROWS[row]
-        seeds = [13] if row in single else [13 + i for i in range(args.seeds)]
-        runs = [r for r in (done(work / "students" / f"{row}-seed{seed}") for seed in seeds) if r]
+        runs = [r for r in (done(work / "students" / f"{row}-seed{seed}") for seed in seeds_of(row)) if r]
         if not runs:
             continue
         seeds = [r["training"]["seed"] for r in runs]
@@ -265,7 +267,8 @@ def main() -> None:
             "dev_f1": [r["metrics"]["dev_f1"] * 100 for r in runs],
             "minutes": [timings.get(f"{row}-seed{s}", {}).get("minutes") for s in seeds],
         }
-        write_tables(args.dataset, teacher_summary, table, spec, results)
+    if table:
+        write_tables(args.dataset, teacher_summary, table, spec, results, args.jobs)
 
     if not args.skip_benchmark:
         models = ["--model", f"teacher={teacher}"]
@@ -295,7 +298,7 @@ def main() -> None:
             )
 
 
-def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: Path) -> None:
+def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: Path, jobs: int) -> None:
     (results / "students.json").write_text(
         json.dumps({"teacher": {k: v for k, v in teacher.items() if k != "epochs"}, "rows": table}, indent=2) + "\n"
     )
@@ -306,8 +309,13 @@ def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: 
         f"Produced by `python benchmarks/run_dataset.py {dataset}` on the 2-core development machine (CPU only).",
         f"Student options common to every row: `{' '.join(spec['student'])}` (embedding 128, BiLSTM 256 per direction "
         "unless the row says otherwise). Cache: the teacher over the train split plus up to "
-        f"{spec['max_unlabeled']} sentences of People's Daily 1998-01. Student runs went two at a time, one "
-        "thread each, so their minutes are those of one core shared with the other run.",
+        f"{spec['max_unlabeled']} sentences of People's Daily 1998-01. "
+        + (
+            f"Student runs went {jobs} at a time, one thread each, so their minutes are those of a core shared "
+            "with the other runs."
+            if jobs > 1
+            else "Student runs went one at a time."
+        ),
         "",
         "| model | test F1 | mean +- std | seeds | gap to teacher | minutes per run |",
         "|---|---|---|---|---|---|",

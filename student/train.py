@@ -83,7 +83,9 @@ def _teacher_embeddings(
     """
     config, weights = read_model_dir(teacher_dir)
     # Teachers record where their character embeddings are; older ones used the BERT name.
-    name = config.get("input_embedding") or next(k for k in weights if k.endswith("word_embeddings.weight"))
+    name = config.get("input_embedding") or next((k for k in weights if k.endswith("word_embeddings.weight")), None)
+    if name not in weights:
+        raise DistillError(f"{teacher_dir} names no character embedding table among its weights: not a teacher?")
     table = weights[name]  # [V_teacher, H]
     char_to_id = config["char_vocab"]["char_to_id"]
     rows = [(featurizer.char_index[c], char_to_id[c]) for c in featurizer.chars if c in char_to_id]
