@@ -13,6 +13,7 @@ def bucket_batches(
     batch_size: int,
     *,
     max_tokens: int | None = None,
+    max_padding: float | None = None,
     shuffle: bool = False,
     seed: int = 0,
     pool: int = 50,
@@ -22,7 +23,8 @@ def bucket_batches(
     Without ``shuffle`` (evaluation) indices are sorted by length, longest first, and cut in order.
     With ``shuffle`` (training) they are shuffled, sorted by length within pools of
     ``pool * batch_size``, cut, and the batches shuffled, so batches vary between epochs while
-    padding stays small. ``max_tokens`` also caps ``len(batch) * longest`` in a batch.
+    padding stays small. ``max_tokens`` also caps ``len(batch) * longest`` in a batch, and
+    ``max_padding`` the padding itself: ``len(batch) * longest <= (1 + max_padding) * characters``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -38,13 +40,17 @@ def bucket_batches(
     for members in pools:
         members.sort(key=lambda i: -lengths[i])
         batch: list[int] = []
+        characters = 0
         for i in members:
             longest = lengths[batch[0]] if batch else lengths[i]
-            too_many = max_tokens is not None and batch and (len(batch) + 1) * longest > max_tokens
-            if len(batch) == batch_size or too_many:
+            padded = (len(batch) + 1) * longest
+            too_many = max_tokens is not None and batch and padded > max_tokens
+            too_padded = max_padding is not None and batch and padded > (1 + max_padding) * (characters + lengths[i])
+            if len(batch) == batch_size or too_many or too_padded:
                 batches.append(batch)
-                batch = []
+                batch, characters = [], 0
             batch.append(i)
+            characters += lengths[i]
         if batch:
             batches.append(batch)
     if shuffle:

@@ -65,9 +65,11 @@ class Model:
         return evaluate(self.tag_ids, gold, self.labels, batch_size)[0]
 
 
-RUNTIMES = ("torch", "int8", "onnx")
-"""torch: the saved model; int8: PyTorch dynamic INT8 quantisation of its Linear and LSTM layers,
-made at load time (CPU only); onnx: a student's ONNX export on onnxruntime, without torch."""
+RUNTIMES = ("torch", "bf16", "int8", "onnx")
+"""torch: the saved model in float32; bf16: a teacher's encoder under bf16 autocast (fast where the
+hardware has bf16: CUDA, CPUs with AVX512-BF16 or AMX); int8: PyTorch dynamic INT8 quantisation of
+its Linear and LSTM layers, made at load time (CPU only); onnx: a student's ONNX export on
+onnxruntime, without torch."""
 
 
 def load_model(
@@ -102,10 +104,15 @@ def load_model(
     if runtime == "int8" and torch_device.type != "cpu":
         raise DistillError("int8 dynamic quantisation runs on the CPU only")
     if kind == "teacher":
-        from teacher.model import Teacher as loaded_class
+        from teacher.model import Teacher
+
+        model = Teacher.load(directory, torch_device, "bf16" if runtime == "bf16" else "fp32")
+    elif runtime == "bf16":
+        raise DistillError(f"{directory} is a student: the bf16 runtime is for teachers (use torch, int8 or onnx)")
     else:
-        from student.model import Student as loaded_class
-    model = loaded_class.load(directory, torch_device)
+        from student.model import Student
+
+        model = Student.load(directory, torch_device)
     if runtime == "int8":
         model.net = quantize_int8(model.net)
     return Model(kind, model.labels, model.config, model.tag_ids, max_len)

@@ -65,6 +65,13 @@ def check_compatible(existing: dict, planned: dict, directory: Path) -> None:
             "caches are never mixed; write to a new directory or pass --overwrite"
         )
 
+    precision = existing["teacher"].get("precision", "fp32"), planned["teacher"].get("precision", "fp32")
+    if precision[0] != precision[1]:
+        raise DistillError(
+            f"{directory} holds emissions computed in {precision[0]}, and this run would compute in {precision[1]}: "
+            f"pass --precision {precision[0]} to finish it, or --overwrite to rebuild"
+        )
+
     def key(source: dict) -> tuple:
         return source["path"], source["sha256"], source.get("part"), source.get("max_len"), source.get("limit")
 

@@ -96,13 +96,8 @@ class CRF(torchcrf.CRF):
             backend = "numpy" if emissions.device.type == "cpu" else "torch"
         start, trans, end = self.scores(constrained)
         if backend == "numpy":
-            return viterbi.viterbi_decode(
-                emissions.float().cpu().numpy(),
-                mask.sum(1).cpu().numpy(),
-                start.float().cpu().numpy(),
-                trans.float().cpu().numpy(),
-                end.float().cpu().numpy(),
-            )
+            decoder = viterbi.Viterbi(*(x.detach().float().cpu().numpy() for x in (start, trans, end)))
+            return decoder.decode(emissions.float().cpu().numpy(), mask.sum(1).cpu().numpy())
         if backend != "torch":
             raise ValueError(f"backend must be 'auto', 'numpy' or 'torch', got {backend!r}")
         paths = viterbi_paths(emissions.float(), mask.bool(), start.float(), trans.float(), end.float())
@@ -161,7 +156,7 @@ def viterbi_paths(
 ) -> torch.Tensor:
     """``[B, T]`` best paths (positions past each end repeat the last tag); torch, any device.
 
-    Shapes as in :func:`distill.viterbi.viterbi_decode`, with a ``[B, T]`` bool ``mask``; the
+    Shapes as in :meth:`distill.viterbi.Viterbi.decode`, with a ``[B, T]`` bool ``mask``; the
     same layout (batch innermost) and the same summation order as pytorch-crf, so the paths
     match its ``decode`` exactly.
     """

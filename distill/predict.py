@@ -15,6 +15,9 @@ from data import SpanReader, bucket_batches, split_sentences
 PADDED_CHARS_PER_SENTENCE = 64
 """A batch of N sentences holds at most N * 64 padded characters, so a few long sentences do not
 make a whole batch pad to their length."""
+MAX_PADDING = 0.25
+"""A batch is also cut where padding would pass a quarter of its characters: a network and a
+Viterbi decode cost what they pad, and sentences of one length are many, so batches stay large."""
 
 
 def tag_in_batches(
@@ -23,11 +26,13 @@ def tag_in_batches(
     """``tag_ids`` over length-bucketed batches of ``texts``, results in the original order.
 
     A batch holds at most ``batch_size`` sentences and ``batch_size * PADDED_CHARS_PER_SENTENCE``
-    padded characters (a single longer sentence still forms a batch of its own).
+    padded characters (a single longer sentence still forms a batch of its own), with padding
+    under ``MAX_PADDING`` of its characters.
     """
     results: list[list[int]] = [[] for _ in texts]
     max_tokens = batch_size * PADDED_CHARS_PER_SENTENCE
-    for batch in bucket_batches([len(t) for t in texts], batch_size, max_tokens=max_tokens):
+    lengths = [len(t) for t in texts]
+    for batch in bucket_batches(lengths, batch_size, max_tokens=max_tokens, max_padding=MAX_PADDING):
         for i, tags in zip(batch, tag_ids([texts[i] for i in batch])):
             results[i] = tags
     return results

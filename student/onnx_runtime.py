@@ -16,7 +16,7 @@ import numpy as np
 from data import allowed_transitions
 from distill.artifacts import WEIGHTS, read_config
 from distill.errors import DistillError
-from distill.viterbi import transition_penalties, viterbi_decode
+from distill.viterbi import Viterbi, transition_penalties
 
 from .features import Featurizer
 
@@ -57,9 +57,7 @@ class OnnxStudent:
                 weights.get_tensor(f"crf.{name}") for name in ("start_transitions", "transitions", "end_transitions")
             ]
         penalty = transition_penalties(allowed_transitions(self.labels), len(self.labels))
-        self.start = scores[0] + penalty[0]
-        self.transitions = scores[1] + penalty[1:-1]
-        self.end = scores[2] + penalty[-1]
+        self.viterbi = Viterbi(scores[0] + penalty[0], scores[1] + penalty[1:-1], scores[2] + penalty[-1])
 
     def emissions(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """([B, T, K] emissions, [B] lengths) for non-empty texts."""
@@ -69,4 +67,4 @@ class OnnxStudent:
 
     def tag_ids(self, texts: Sequence[str]) -> list[list[int]]:
         emissions, lengths = self.emissions(texts)
-        return viterbi_decode(emissions, lengths, self.start, self.transitions, self.end)
+        return self.viterbi.decode(emissions, lengths)

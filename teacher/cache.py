@@ -44,6 +44,8 @@ class CacheConfig:
     shard_size: int = 2000
     batch_size: int = 64
     device: str = "auto"
+    precision: str = "auto"
+    """The teacher's encoder arithmetic (``teacher.model.PRECISIONS``); part of what the cache records."""
     resume: bool = False
     overwrite: bool = False
 
@@ -148,7 +150,7 @@ def build_cache(cfg: CacheConfig) -> dict:
     if device.type == "cuda" and procs.distributed:
         device = torch.device("cuda", procs.local_rank)
     procs.start(device)
-    teacher = Teacher.load(cfg.teacher, device)
+    teacher = Teacher.load(cfg.teacher, device, cfg.precision)
     records, streams = _plan_sources(cfg)
     planned = {
         "teacher": {
@@ -156,6 +158,7 @@ def build_cache(cfg: CacheConfig) -> dict:
             "path": str(Path(cfg.teacher).resolve()),
             "labels": teacher.labels,
             "scheme": teacher.config.get("scheme"),
+            "precision": "bf16" if teacher.bf16 else "fp32",
         },
         "labels": teacher.labels,
         "data": cfg.data,

@@ -79,6 +79,8 @@ class Teacher:
     window: int
     overlap: int
     config: dict
+    bf16: bool = False
+    """Run the encoder under bf16 autocast (see :func:`use_bf16`)."""
 
     @property
     def device(self) -> torch.device:
@@ -92,7 +94,7 @@ class Teacher:
         """([B, T, K] emissions, [B, T] mask) for non-empty texts, in eval mode on the teacher's device."""
         self.net.eval()
         batch = self.batch(texts).to(self.device)
-        with autocast(self.device):
+        with autocast(self.device, self.bf16):
             emissions = self.net.emissions(batch)
         return emissions.float(), batch.mask
 
@@ -127,7 +129,8 @@ class Teacher:
         return next(f"{name}.weight" for name, module in self.net.named_modules() if module is embedding)
 
     @classmethod
-    def load(cls, directory: Path, device: str | torch.device = "cpu") -> Teacher:
+    def load(cls, directory: Path, device: str | torch.device = "cpu", precision: str = "fp32") -> Teacher:
+        """Load a teacher directory onto ``device``, to run in ``precision`` (one of ``PRECISIONS``)."""
         config, weights = read_model_dir(directory)
         if config["kind"] != KIND:
             raise DistillError(f"{directory} holds a {config['kind']} model, not a teacher")
@@ -136,9 +139,38 @@ class Teacher:
         load_module_weights(net, weights, directory)
         net.to(device).eval()
         vocab = CharVocab.from_config(config["char_vocab"])
-        return cls(net, vocab, list(config["labels"]), int(config["window"]), int(config["overlap"]), config)
+        labels, window, overlap = list(config["labels"]), int(config["window"]), int(config["overlap"])
+        return cls(net, vocab, labels, window, overlap, config, use_bf16(precision, torch.device(device)))
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; a no-op elsewhere."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+PRECISIONS = ("auto", "bf16", "fp32")
+"""How the encoder computes: bf16 autocast (weights stay float32), float32, or ``auto``: bf16 where
+the hardware computes in bf16 natively."""
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: CUDA with bf16, or a CPU with AVX512-BF16 or AMX.
+
+    On the 2-core development CPU (AVX512-BF16), bf16 autocast trains the default backbone about 2x
+    and runs it about 2.5x as fast as float32 (``benchmarks/results/precision.md``).
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so probed with care
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether a teacher on ``device`` runs its encoder under bf16 autocast for ``precision``."""
+    if precision not in PRECISIONS:
+        raise DistillError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return native_bf16(device)
+    return precision == "bf16"
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bf16 autocast of the encoder on ``device`` when ``bf16``; a no-op otherwise."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)

@@ -33,7 +33,7 @@ from distill.training import (
 
 from .backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
 from .charmap import build_char_vocab, prune_input_embeddings
-from .model import BertCrf, Teacher, autocast
+from .model import BertCrf, Teacher, autocast, use_bf16
 from .windows import make_window_batch
 
 
@@ -55,6 +55,8 @@ class TeacherTrainConfig(RunSettings):
     overlap: int = 64
     max_train: int = 0
     """Train on the first N training sentences only (0 = all)."""
+    precision: str = "auto"
+    """Encoder arithmetic: auto (bf16 where native), bf16 or fp32 (see ``teacher.model.PRECISIONS``)."""
 
 
 def _param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
@@ -120,8 +122,10 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     say(f"vocabulary pruned from {full_rows} to {len(vocab.backbone_ids)} embedding rows")
     window = cfg.window or (encoder.config.max_position_embeddings - 2)
     net = BertCrf(encoder, len(labels), labels, cfg.dropout).to(device)
+    bf16 = use_bf16(cfg.precision, device)
+    say(f"encoder arithmetic: {'bf16 autocast' if bf16 else 'float32'} on {device}")
     teacher = Teacher(
-        net, vocab, labels, window, min(cfg.overlap, window // 2), {"backbone": cfg.model, "dropout": cfg.dropout}
+        net, vocab, labels, window, min(cfg.overlap, window // 2), {"backbone": cfg.model, "dropout": cfg.dropout}, bf16
     )
 
     label_index = {label: i for i, label in enumerate(labels)}
@@ -167,7 +171,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
             )
             window_batch = window_batch.to(device)
             tags = _pad_tags([train_tags[i] for i in batch_index], window_batch.shape).to(device)
-            with autocast(device):
+            with autocast(device, bf16):
                 loss = model(
                     window_batch.input_ids, window_batch.attention_mask, window_batch.gather, window_batch.mask, tags
                 )
@@ -212,7 +216,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     procs.barrier()
     best = progress.best
     if procs.main:
-        best_teacher = Teacher.load(cfg.out, device)
+        best_teacher = Teacher.load(cfg.out, device, "bf16" if bf16 else "fp32")
         if dataset.has("test"):
             test, _ = dataset.load("test")
             scores, _ = evaluate(best_teacher.tag_ids, test, labels, cfg.eval_batch_size)

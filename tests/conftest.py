@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_TRAINING = {"epochs": 6, "batch_size": 8, "lr": 1e-3, "head_lr": 1e-2, "window": 10, "overlap": 4, "patience": 6}
+PRECISION = "fp32"
+"""The tiny teachers compute in float32, whatever bf16 the machine has, so results do not depend on it."""
+TINY_TRAINING = {
+    "epochs": 6,
+    "batch_size": 8,
+    "lr": 1e-3,
+    "head_lr": 1e-2,
+    "window": 10,
+    "overlap": 4,
+    "patience": 6,
+    "precision": PRECISION,
+}
 """Teacher settings that learn the tiny corpus in seconds."""
 
 
@@ -64,7 +75,14 @@ def tiny_teacher(tmp_path_factory) -> dict[str, Path]:
         )
     )
     build_cache(
-        CacheConfig(teacher=root / "teacher", out=root / "cache", data=str(data), unlabeled=[str(raw)], shard_size=32)
+        CacheConfig(
+            precision=PRECISION,
+            teacher=root / "teacher",
+            out=root / "cache",
+            data=str(data),
+            unlabeled=[str(raw)],
+            shard_size=32,
+        )
     )
     return {
         "root": root,

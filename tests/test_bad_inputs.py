@@ -140,7 +140,7 @@ def test_truncated_safetensors(models, tmp_path):
 def test_cache_shard_from_another_teacher(tiny_teacher, tmp_path):
     from teacher.cache import CacheConfig, build_cache
     from teacher.train import TeacherTrainConfig, train_teacher
-    from tests.conftest import TINY_TRAINING
+    from tests.conftest import PRECISION, TINY_TRAINING
 
     other_teacher = tmp_path / "other-teacher"
     train_teacher(
@@ -152,7 +152,11 @@ def test_cache_shard_from_another_teacher(tiny_teacher, tmp_path):
         )
     )
     other_cache = tmp_path / "other-cache"
-    build_cache(CacheConfig(teacher=other_teacher, out=other_cache, data=str(tiny_teacher["data"]), shard_size=32))
+    build_cache(
+        CacheConfig(
+            precision=PRECISION, teacher=other_teacher, out=other_cache, data=str(tiny_teacher["data"]), shard_size=32
+        )
+    )
     mixed = copy_of(tiny_teacher["cache"], tmp_path / "mixed")
     shutil.copy(other_cache / "shard-00001.safetensors", mixed / "shard-00001.safetensors")
     result = run("student-train", "--cache", mixed, "--out", tmp_path / "s", "--epochs", "1")

@@ -65,6 +65,7 @@ def test_report_has_every_field_and_a_stable_schema(report):
     ok = [r for r in data["runs"] if r["status"] == "ok"]
     assert {(r["model"], r["variant"]) for r in ok} == {
         ("teacher", "torch"),
+        ("teacher", "bf16"),
         ("teacher", "int8"),
         ("student", "torch"),
         ("student", "int8"),

@@ -11,7 +11,7 @@ import torchcrf
 
 from data import allowed_transitions, label_set
 from distill.crf import CRF, viterbi_paths
-from distill.viterbi import viterbi_decode
+from distill.viterbi import Viterbi
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -110,6 +110,52 @@ def test_decode_equals_pytorch_crf_on_ragged_batches(device, backend, shape):
     assert crf.decode(emissions, mask, constrained=False, backend=backend) == torchcrf.CRF.decode(crf, emissions, mask)
 
 
+def constrained_reference(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    """pytorch-crf's decode, scoring with the scheme's constraints (-inf on forbidden moves)."""
+    reference = torchcrf.CRF(crf.num_tags, batch_first=True)
+    start, trans, end = crf.scores(constrained=True)
+    with torch.no_grad():
+        reference.start_transitions.copy_(start)
+        reference.transitions.copy_(trans)
+        reference.end_transitions.copy_(end)
+    return reference.decode(emissions, mask)
+
+
+@pytest.mark.parametrize("types", [1, 8])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_constrained_decode_equals_pytorch_crf_on_a_real_label_set(types, backend):
+    # BIOES over 8 types is Resume's 33 tags.
+    labels = label_set([f"T{i}" for i in range(types)], "bioes")
+    crf = make_crf(len(labels), types, allowed_transitions(labels))
+    emissions, mask = ragged(24, 60, len(labels), seed=types)
+    assert crf.decode(emissions, mask, backend=backend) == constrained_reference(crf, emissions, mask)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_decode_breaks_exact_ties_as_pytorch_crf_does(backend):
+    # Small integer scores tie often; the first best previous tag must win, as in pytorch-crf.
+    labels = label_set(["A", "B"], "bio")
+    crf = make_crf(len(labels), 0, allowed_transitions(labels))
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for param in crf.parameters():
+            param.copy_(torch.randint(-2, 3, param.shape, generator=gen).float())
+    emissions = torch.randint(-2, 3, (32, 12, len(labels)), generator=gen).float()
+    mask = torch.arange(12)[None, :] < torch.randint(1, 13, (32, 1), generator=gen)
+    mask[0] = True
+    assert crf.decode(emissions, mask, backend=backend) == constrained_reference(crf, emissions, mask)
+    assert crf.decode(emissions, mask, constrained=False, backend=backend) == torchcrf.CRF.decode(crf, emissions, mask)
+
+
+def test_a_tag_that_no_move_reaches_is_never_decoded_after_the_first_character():
+    transitions = np.zeros((3, 3), dtype=np.float32)
+    transitions[:, 2] = -np.inf  # tag 2 can only start a sentence
+    decoder = Viterbi(np.array([0, 0, 5], np.float32), transitions, np.zeros(3, np.float32))
+    emissions = np.zeros((2, 4, 3), dtype=np.float32)
+    emissions[:, :, 2] = 10.0
+    assert decoder.decode(emissions, np.array([4, 1])) == [[2, 0, 0, 0], [2]]
+
+
 def test_marginals_sum_to_one_are_masked_and_differentiable():
     crf = make_crf(6, 1)
     emissions, mask = ragged(5, 9, 6, 2)
@@ -146,8 +192,8 @@ def test_viterbi_paths_pad_with_the_last_tag():
 
 def test_numpy_viterbi_checks_lengths():
     with pytest.raises(ValueError, match="lengths must lie"):
-        viterbi_decode(np.zeros((2, 3, 4)), np.array([0, 3]), np.zeros(4), np.zeros((4, 4)), np.zeros(4))
-    assert viterbi_decode(np.zeros((0, 3, 4)), np.zeros(0, int), np.zeros(4), np.zeros((4, 4)), np.zeros(4)) == []
+        Viterbi(np.zeros(4), np.zeros((4, 4)), np.zeros(4)).decode(np.zeros((2, 3, 4)), np.array([0, 3]))
+    assert Viterbi(np.zeros(4), np.zeros((4, 4)), np.zeros(4)).decode(np.zeros((0, 3, 4)), np.zeros(0, int)) == []
 
 
 def test_bad_constraint_shapes_are_refused():

@@ -85,6 +85,16 @@ def test_bucket_batches_cover_every_index_once():
     assert all(len(b) * max(lengths[i] for i in b) <= 20 or len(b) == 1 for b in capped)
 
 
+def test_bucket_batches_can_cap_padding():
+    lengths = [40, 39, 38, 30, 21, 20, 20, 20, 3, 2, 2, 1]
+    batches = bucket_batches(lengths, 64, max_padding=0.25)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) * max(lengths[i] for i in batch) <= 1.25 * sum(lengths[i] for i in batch)
+    assert [[lengths[i] for i in b] for b in batches][:2] == [[40, 39, 38, 30], [21, 20, 20, 20]]
+    assert len(bucket_batches(lengths, 64)) == 1
+
+
 def test_pad_gives_values_and_mask():
     values, mask = pad([[1, 2, 3], [4]], value=-1)
     assert values.tolist() == [[1, 2, 3], [4, -1, -1]]

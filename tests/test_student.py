@@ -223,3 +223,11 @@ def test_predict_offsets_on_spaces_latin_digits_and_emoji(distilled):
 
     model = load_model(out)
     assert [[e.as_dict() for e in row] for row in model.predict(texts)] == [line["entities"] for line in lines]
+
+
+def test_bf16_runtime_is_for_teachers_only(distilled):
+    from distill.api import load_model
+
+    out, _ = distilled
+    with pytest.raises(DistillError, match="bf16 runtime is for teachers"):
+        load_model(out, runtime="bf16")

@@ -17,11 +17,11 @@ from distill.cache import load_cache, read_index
 from distill.cli import cli
 from distill.errors import DistillError
 from teacher.cache import CacheConfig, build_cache
-from teacher.model import Teacher
+from teacher.model import Teacher, native_bf16, use_bf16
 from teacher.train import TeacherTrainConfig, train_teacher
 from teacher.windows import make_window_batch, plan_windows
+from tests.conftest import PRECISION, cli_options
 from tests.conftest import TINY_TRAINING as FAST
-from tests.conftest import cli_options
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,7 @@ def test_cache_holds_what_the_teacher_says(workspace, tmp_path):
     out = tmp_path / "cache"
     index = build_cache(
         CacheConfig(
+            precision=PRECISION,
             teacher=workspace["teacher"],
             out=out,
             data=str(workspace["data"]),
@@ -113,7 +114,9 @@ def test_cache_holds_what_the_teacher_says(workspace, tmp_path):
 
 def test_interrupted_cache_resumes_from_complete_shards(workspace, tmp_path):
     out = tmp_path / "cache"
-    cfg = CacheConfig(teacher=workspace["teacher"], out=out, data=str(workspace["data"]), shard_size=16)
+    cfg = CacheConfig(
+        precision=PRECISION, teacher=workspace["teacher"], out=out, data=str(workspace["data"]), shard_size=16
+    )
     build_cache(cfg)
     first = (out / "shard-00001.safetensors").read_bytes()
     (out / "shard-00002.safetensors").unlink()  # as if killed before shard 2 was complete
@@ -131,7 +134,11 @@ def test_interrupted_cache_resumes_from_complete_shards(workspace, tmp_path):
 
 def test_cache_from_another_teacher_or_changed_source_is_refused(workspace, tmp_path):
     out = tmp_path / "cache"
-    build_cache(CacheConfig(teacher=workspace["teacher"], out=out, data=str(workspace["data"]), shard_size=16))
+    build_cache(
+        CacheConfig(
+            precision=PRECISION, teacher=workspace["teacher"], out=out, data=str(workspace["data"]), shard_size=16
+        )
+    )
     other = tmp_path / "other-teacher"
     train_teacher(
         TeacherTrainConfig(
@@ -139,13 +146,26 @@ def test_cache_from_another_teacher_or_changed_source_is_refused(workspace, tmp_
         )
     )
     with pytest.raises(DistillError, match="built by teacher"):
-        build_cache(CacheConfig(teacher=other, out=out, data=str(workspace["data"]), shard_size=16, resume=True))
+        build_cache(
+            CacheConfig(
+                precision=PRECISION, teacher=other, out=out, data=str(workspace["data"]), shard_size=16, resume=True
+            )
+        )
     changed = tmp_path / "changed"
     changed.mkdir()
     for split in ("train", "dev", "test"):
         (changed / f"{split}.txt").write_text((workspace["data"] / f"{split}.txt").read_text() + "好\tO\n\n")
     with pytest.raises(DistillError, match="other sources"):
-        build_cache(CacheConfig(teacher=workspace["teacher"], out=out, data=str(changed), shard_size=16, resume=True))
+        build_cache(
+            CacheConfig(
+                precision=PRECISION,
+                teacher=workspace["teacher"],
+                out=out,
+                data=str(changed),
+                shard_size=16,
+                resume=True,
+            )
+        )
 
 
 def test_evaluate_and_predict_commands(workspace):
@@ -208,7 +228,11 @@ def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_
 
 def test_two_process_cache_writes_the_same_shards(workspace, tmp_path):
     single = tmp_path / "single"
-    build_cache(CacheConfig(teacher=workspace["teacher"], out=single, data=str(workspace["data"]), shard_size=8))
+    build_cache(
+        CacheConfig(
+            precision=PRECISION, teacher=workspace["teacher"], out=single, data=str(workspace["data"]), shard_size=8
+        )
+    )
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
@@ -231,6 +255,8 @@ def test_two_process_cache_writes_the_same_shards(workspace, tmp_path):
         str(out),
         "--device",
         "cpu",
+        "--precision",
+        PRECISION,
     ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -238,3 +264,38 @@ def test_two_process_cache_writes_the_same_shards(workspace, tmp_path):
     assert read_index(out)["last_run"]["processes"] == 2 and len(read_index(out)["shards"]) == 8
     np.testing.assert_array_equal(left.chars, right.chars)
     np.testing.assert_allclose(left.emissions.astype(np.float32), right.emissions.astype(np.float32), atol=1e-2)
+
+
+def test_precision_choices():
+    cpu = torch.device("cpu")
+    assert use_bf16("bf16", cpu) and not use_bf16("fp32", cpu)
+    assert use_bf16("auto", cpu) == native_bf16(cpu)
+    assert not native_bf16(torch.device("meta"))
+    with pytest.raises(DistillError, match="precision must be one of"):
+        use_bf16("fp16", cpu)
+
+
+def test_bf16_teacher_trains_caches_and_refuses_a_float32_resume(workspace, tmp_path):
+    out = tmp_path / "bf16-teacher"
+    settings = {**FAST, "epochs": 2, "precision": "bf16"}
+    train_teacher(
+        TeacherTrainConfig(out=out, data=str(workspace["data"]), model=str(workspace["backbone"]), **settings)
+    )
+    assert json.loads((out / "config.json").read_text())["training"]["precision"] == "bf16"
+    teacher = Teacher.load(out, precision="bf16")
+    exact = Teacher.load(out)
+    assert teacher.bf16 and not exact.bf16
+    text = "张三在北京工作"
+    low, full = teacher.emissions([text])[0], exact.emissions([text])[0]
+    assert low.dtype == full.dtype == torch.float32 and not torch.equal(low, full)
+    torch.testing.assert_close(low, full, atol=0.1, rtol=0.05)  # bf16 keeps about 3 significant digits
+    cache = tmp_path / "cache"
+    cfg = CacheConfig(precision="bf16", teacher=out, out=cache, data=str(workspace["data"]), shard_size=16)
+    assert build_cache(cfg)["teacher"]["precision"] == "bf16"
+    first = load_cache(cache)
+    at = first.span(0)
+    np.testing.assert_allclose(
+        first.emissions[at], teacher.emissions([first.text(0)])[0][0].numpy(), atol=2e-2, rtol=1e-2
+    )
+    with pytest.raises(DistillError, match="--precision bf16"):
+        build_cache(CacheConfig(precision="fp32", teacher=out, out=cache, data=str(workspace["data"]), shard_size=16))

@@ -1,9 +1,10 @@
 """``distill benchmark``: every model and variant on the same test set, each in a fresh process.
 
-For each model directory (teacher or student), each runtime variant that applies (torch, int8,
-and onnx for students) and each device asked for, a worker process measures latency, throughput,
-peak memory and load time and tags the test set; this process scores the tags (seqeval), checks
-that variants agree with their PyTorch original, and writes the report.
+For each model directory (teacher or student), each runtime variant that applies (torch, bf16 and
+int8 for teachers; torch, int8 and onnx for students) and each device asked for, a worker process
+measures latency, throughput, peak memory and load time and tags the test set; this process
+scores the tags (seqeval), checks that variants agree with their PyTorch original, and writes
+the report.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from distill.metrics import entity_scores
 from .report import recommend, write_report
 
 SCHEMA_VERSION = 1
-VARIANTS = {"teacher": ("torch", "int8"), "student": ("torch", "int8", "onnx")}
+VARIANTS = {"teacher": ("torch", "bf16", "int8"), "student": ("torch", "int8", "onnx")}
 
 
 @dataclass
@@ -38,7 +39,7 @@ class BenchmarkConfig:
     data: str | None = None
     split: str = "test"
     devices: list[str] = field(default_factory=lambda: ["cpu"])
-    variants: list[str] = field(default_factory=lambda: ["torch", "int8", "onnx"])
+    variants: list[str] = field(default_factory=lambda: ["torch", "bf16", "int8", "onnx"])
     max_f1_drop: float = 1.0
     latency_sentences: int = 500
     warmup: int = 20

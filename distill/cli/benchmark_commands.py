@@ -22,7 +22,9 @@ def _model(value: str) -> tuple[str, Path]:
 @click.option("--data", help="Dataset with the test split. [default: default]")
 @click.option("--split", default="test", show_default=True)
 @click.option("--device", "devices", default="cpu", show_default=True, help="Comma-separated: cpu, cuda.")
-@click.option("--variants", default="torch,int8,onnx", show_default=True, help="Comma-separated runtimes to measure.")
+@click.option(
+    "--variants", default="torch,bf16,int8,onnx", show_default=True, help="Comma-separated runtimes to measure."
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Report directory.")
 @click.option(
     "--max-f1-drop", default=1.0, show_default=True, help="F1 points the recommendation may give up for speed."
@@ -52,9 +54,10 @@ def benchmark(
 ):
     """Compare models on F1, latency, throughput and memory, and recommend one to deploy.
 
-    Every model directory (teacher or student) is measured in each variant that applies: torch,
-    int8 (PyTorch dynamic quantisation of Linear and LSTM layers) and, for students, onnx (an ONNX
-    export on onnxruntime with the numpy Viterbi). Each run is a fresh process, so memory figures
+    Every model directory (teacher or student) is measured in each variant that applies: torch
+    (float32), int8 (PyTorch dynamic quantisation of Linear and LSTM layers), for teachers bf16
+    (the encoder under bf16 autocast) and, for students, onnx (an ONNX export on onnxruntime with
+    the numpy Viterbi). Each run is a fresh process, so memory figures
     do not mix. Writes OUT/report.json, OUT/report.md and OUT/pareto.png.
 
     \b
