@@ -11,7 +11,7 @@ import torch
 
 from distill.api import load_model
 from distill.benchmark.harness import SCHEMA_VERSION, BenchmarkConfig, run_benchmark
-from distill.benchmark.report import recommend, render
+from distill.benchmark.report import recommend, recommendation_line, render
 from student.export import export_onnx
 from student.train import StudentTrainConfig, train_student
 
@@ -131,6 +131,7 @@ def _run(model, variant, f1, p50, kind="student", device="cpu", rss=100.0):
 def test_recommendation_is_the_fastest_within_the_allowed_drop():
     runs = [
         _run("teacher", "torch", 0.950, 12.0, kind="teacher", rss=900.0),
+        _run("teacher", "bf16", 0.949, 6.0, kind="teacher", rss=900.0),
         _run("student", "torch", 0.945, 1.5),
         _run("student", "onnx", 0.945, 0.4, rss=90.0),
         _run("tiny", "onnx", 0.930, 0.2),  # faster, but 2 F1 points below the best
@@ -139,6 +140,8 @@ def test_recommendation_is_the_fastest_within_the_allowed_drop():
     rec = recommend(runs, max_f1_drop=1.0)
     assert (rec["model"], rec["variant"]) == ("student", "onnx")
     assert rec["speedup_vs_teacher"] == pytest.approx(30.0) and rec["memory_saving_vs_teacher"] == pytest.approx(10.0)
+    assert rec["speedup_vs_fastest_teacher"] == pytest.approx(15.0) and rec["fastest_teacher"] == "teacher [bf16, cpu]"
+    assert "15.0x faster than teacher [bf16, cpu], its fastest variant" in recommendation_line(rec)
     assert recommend(runs, max_f1_drop=3.0)["model"] == "tiny"
     assert recommend(runs, max_f1_drop=0.0)["model"] == "teacher"
     assert recommend([r for r in runs if r["kind"] != "teacher"], 1.0)["speedup_vs_teacher"] is None
