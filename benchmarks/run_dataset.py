@@ -41,7 +41,7 @@ DATASETS = {
     "msra": {
         "data": SHARED / "msra",
         # All 40,500 training sentences (after the dev carve); few epochs, for time.
-        "teacher": ["--epochs", "3", "--patience", "2", "--lr", "1e-4"],
+        "teacher": ["--epochs", "3", "--patience", "2"],
         "student": ["--epochs", "10", "--patience", "3"],
         "max_unlabeled": 20000,
     },
