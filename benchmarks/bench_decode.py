@@ -8,29 +8,16 @@ a batch has the full length, which is pytorch-crf's best case (its back-tracking
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
 from functools import partial
 from pathlib import Path
 
 import torch
 import torchcrf
+from timing import time_calls, write_results
 
 from distill.crf import CRF
 from distill.environment import describe_environment
-
-
-def time_calls(fn, repeat: int) -> list[float]:
-    """Milliseconds per call, after a warm-up; at least 20 rounds."""
-    for _ in range(max(3, repeat // 20)):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
 
 
 def main() -> None:
@@ -76,8 +63,6 @@ def main() -> None:
                         print(f"K={num_tags:2d} B={batch:3d} T={steps:3d} {name:13s} {rows[-1]['median_ms']:8.3f} ms")
 
     env = describe_environment()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
     lines = [
         "# Viterbi decode: pytorch-crf vs ours",
         "",
@@ -104,8 +89,7 @@ def main() -> None:
                     f"{fmt(cell['ours (torch)'])} | {base / cell['ours (numpy)']['median_ms']:.1f}x | "
                     f"{base / cell['ours (torch)']['median_ms']:.1f}x |"
                 )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out.with_suffix('.md')}")
+    write_results(args.out, env, rows, lines)
 
 
 if __name__ == "__main__":

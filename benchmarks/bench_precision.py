@@ -10,12 +10,11 @@ it, at batch 32 x 48 characters (about Resume's mean sentence length). Writes OU
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
 from pathlib import Path
 
 import torch
+from timing import time_calls, write_results
 
 from data import label_set
 from distill.environment import describe_environment
@@ -24,18 +23,6 @@ from teacher.model import BertCrf, autocast, native_bf16
 
 ROWS = 5000
 BATCH, LENGTH = 32, 48
-
-
-def timed(fn, steps: int) -> list[float]:
-    """Seconds per call, after two warm-up calls."""
-    fn()
-    fn()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -79,22 +66,19 @@ def main() -> None:
                 net.classifier(net.encoder(input_ids=ids, attention_mask=attention).last_hidden_state)
 
         for name, fn in (("training step", train_step), ("inference batch", infer)):
-            times = timed(fn, args.steps)
-            seconds = statistics.median(times)
+            times = time_calls(fn, args.steps)
             rows.append(
                 {
                     "what": name,
                     "precision": "bf16" if bf16 else "fp32",
-                    "median_ms": seconds * 1000,
-                    "min_ms": min(times) * 1000,
-                    "max_ms": max(times) * 1000,
-                    "chars_per_second": BATCH * LENGTH / seconds,
+                    "median_ms": statistics.median(times),
+                    "min_ms": min(times),
+                    "max_ms": max(times),
+                    "chars_per_second": BATCH * LENGTH / statistics.median(times) * 1000,
                 }
             )
             print(f"{name:16s} {rows[-1]['precision']}: {rows[-1]['median_ms']:.0f} ms", flush=True)
     env = describe_environment()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"environment": env, "rows": rows}, indent=2) + "\n")
     speed = {(r["what"], r["precision"]): r for r in rows}
     lines = [
         "# Teacher encoder: float32 against bf16 autocast",
@@ -115,8 +99,7 @@ def main() -> None:
             f"{low['median_ms']:.0f} ({low['min_ms']:.0f}-{low['max_ms']:.0f}) | {full['chars_per_second']:.0f} | "
             f"{low['chars_per_second']:.0f} | {full['median_ms'] / low['median_ms']:.2f}x |"
         )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out.with_suffix('.md')}")
+    write_results(args.out, env, rows, lines)
 
 
 if __name__ == "__main__":
