@@ -82,6 +82,10 @@ ROWS = {
         "tiny student (embedding 64, hidden 64), distilled + unlabeled",
         ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "64", "--embedding-dim", "64"],
     ),
+    "small-kd-unlabeled-bigrams": (
+        "small student (hidden 128), distilled + unlabeled, + bigrams",
+        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "128", "--bigrams"],
+    ),
 }
 
 
