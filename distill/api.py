@@ -65,11 +65,11 @@ class Model:
         return evaluate(self.tag_ids, gold, self.labels, batch_size)[0]
 
 
-RUNTIMES = ("torch", "bf16", "int8", "onnx")
+RUNTIMES = ("torch", "bf16", "int8", "onnx", "onnx-int8")
 """torch: the saved model in float32; bf16: a teacher's encoder under bf16 autocast (fast where the
 hardware has bf16: CUDA, CPUs with AVX512-BF16 or AMX); int8: PyTorch dynamic INT8 quantisation of
 its Linear and LSTM layers, made at load time (CPU only); onnx: a student's ONNX export on
-onnxruntime, without torch."""
+onnxruntime, without torch; onnx-int8: the same export quantised to INT8 by onnxruntime."""
 
 
 def load_model(
@@ -92,10 +92,10 @@ def load_model(
     if runtime not in RUNTIMES:
         raise DistillError(f"unknown runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
     max_len = STUDENT_MAX_LEN if kind == "student" else config["window"]
-    if runtime == "onnx":
+    if runtime in ("onnx", "onnx-int8"):
         from student.onnx_runtime import OnnxStudent
 
-        onnx = OnnxStudent(directory, onnx_dir, threads)
+        onnx = OnnxStudent(directory, onnx_dir, threads, int8=runtime == "onnx-int8")
         return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len)
 
     from .training import resolve_device

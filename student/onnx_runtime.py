@@ -21,13 +21,17 @@ from distill.viterbi import Viterbi, transition_penalties
 from .features import Featurizer
 
 ONNX_FILE = "model.onnx"
+ONNX_INT8_FILE = "model-int8.onnx"
 ONNX_META = "onnx.json"
 
 
 class OnnxStudent:
-    """A student directory with an ONNX export (``distill export DIR --format onnx``)."""
+    """A student directory with an ONNX export (``distill export DIR --format onnx``).
 
-    def __init__(self, directory: Path, onnx_dir: Path | None = None, threads: int = 0) -> None:
+    ``int8`` runs the export's INT8-quantised graph instead of the float one.
+    """
+
+    def __init__(self, directory: Path, onnx_dir: Path | None = None, threads: int = 0, int8: bool = False) -> None:
         import onnxruntime
         from safetensors import safe_open
 
@@ -40,8 +44,14 @@ class OnnxStudent:
         if not meta_path.is_file() or not model_path.is_file():
             raise DistillError(f"{onnx_dir} has no ONNX export: run distill export {directory} --format onnx")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        graph = meta
+        if int8:
+            if "int8" not in meta:
+                raise DistillError(f"{onnx_dir} has no INT8 export (it predates them): run distill export {directory}")
+            graph = meta["int8"]
+            model_path = onnx_dir / graph["file"]
         data = model_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        if hashlib.sha256(data).hexdigest() != graph["sha256"]:
             raise DistillError(f"{model_path} does not match the checksum in {meta_path}: export again")
         if meta["weights_sha256"] != self.config["weights_sha256"]:
             raise DistillError(f"{model_path} was exported from other weights than {directory}'s: export again")

@@ -70,6 +70,7 @@ def test_report_has_every_field_and_a_stable_schema(report):
         ("student", "torch"),
         ("student", "int8"),
         ("student", "onnx"),
+        ("student", "onnx-int8"),
     }
     for run in ok:
         assert set(run) >= RUN_FIELDS, RUN_FIELDS - set(run)
@@ -98,6 +99,9 @@ def test_onnx_agrees_with_pytorch_and_never_imports_torch(report):
     data, _ = report
     onnx = next(r for r in data["runs"] if r["variant"] == "onnx" and r["status"] == "ok")
     assert onnx["agreement"]["sentences"] == 1.0 and onnx["torch_imported"] is False
+    int8 = next(r for r in data["runs"] if r["variant"] == "onnx-int8" and r["status"] == "ok")
+    assert int8["torch_imported"] is False and 0 < int8["size"]["bytes_on_disk"] < onnx["size"]["bytes_on_disk"]
+    assert int8["agreement"]["characters"] > 0.5  # quantised weights: close to, not always equal to, PyTorch
     torch_run = next(
         r for r in data["runs"] if r["model"] == "student" and r["variant"] == "torch" and r["device"] == "cpu"
     )
@@ -148,21 +152,25 @@ def test_recommendation_is_the_fastest_within_the_allowed_drop():
     assert recommend([], 1.0) is None
 
 
-def test_onnx_deployment_process_never_imports_torch(student_dir, tmp_path):
+@pytest.mark.parametrize("runtime", ["onnx", "onnx-int8"])
+def test_onnx_deployment_process_never_imports_torch(student_dir, runtime):
     export_onnx(student_dir)
     texts = ["张三在北京工作。", "abc 123 😀 李四"]
     code = (
         "import json, sys\n"
         "from distill.cli import cli\n"
-        f"cli.main(['predict', {str(student_dir)!r}, '--runtime', 'onnx', *{texts!r}], standalone_mode=False)\n"
+        f"cli.main(['predict', {str(student_dir)!r}, '--runtime', {runtime!r}, *{texts!r}], standalone_mode=False)\n"
         "heavy = [m for m in ('torch', 'transformers', 'seqeval', 'sklearn') if m in sys.modules]\n"
         "print(json.dumps(heavy))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     *predictions, heavy = result.stdout.strip().splitlines()
     assert json.loads(heavy) == []
-    expected = load_model(student_dir).predict(texts)
-    assert [json.loads(p)["entities"] for p in predictions] == [[e.as_dict() for e in row] for row in expected]
+    lines = [json.loads(p) for p in predictions]
+    assert [line["text"] for line in lines] == texts
+    if runtime == "onnx":  # the float graph tags exactly as PyTorch does
+        expected = load_model(student_dir).predict(texts)
+        assert [line["entities"] for line in lines] == [[e.as_dict() for e in row] for row in expected]
 
 
 def test_stale_or_missing_onnx_export_is_refused(student_dir, tmp_path):
@@ -175,3 +183,12 @@ def test_stale_or_missing_onnx_export_is_refused(student_dir, tmp_path):
     (tmp_path / "onnx.json").write_text(json.dumps(meta | {"weights_sha256": "0" * 64}))
     with pytest.raises(DistillError, match="other weights"):
         load_model(student_dir, runtime="onnx", onnx_dir=tmp_path)
+    export_onnx(student_dir, tmp_path)
+    (tmp_path / "model-int8.onnx").write_bytes(b"not the exported graph")
+    with pytest.raises(DistillError, match="does not match the checksum"):
+        load_model(student_dir, runtime="onnx-int8", onnx_dir=tmp_path)
+    meta = json.loads((tmp_path / "onnx.json").read_text())
+    del meta["int8"]
+    (tmp_path / "onnx.json").write_text(json.dumps(meta))
+    with pytest.raises(DistillError, match="no INT8 export"):
+        load_model(student_dir, runtime="onnx-int8", onnx_dir=tmp_path)

@@ -1,7 +1,7 @@
 """``distill benchmark``: every model and variant on the same test set, each in a fresh process.
 
 For each model directory (teacher or student), each runtime variant that applies (torch, bf16 and
-int8 for teachers; torch, int8 and onnx for students) and each device asked for, a worker process
+int8 for teachers; torch, int8, onnx and onnx-int8 for students) and each device asked for, a worker process
 measures latency, throughput, peak memory and load time and tags the test set; this process
 scores the tags (seqeval), checks that variants agree with their PyTorch original, and writes
 the report.
@@ -29,7 +29,7 @@ from distill.metrics import entity_scores
 from .report import recommend, write_report
 
 SCHEMA_VERSION = 1
-VARIANTS = {"teacher": ("torch", "bf16", "int8"), "student": ("torch", "int8", "onnx")}
+VARIANTS = {"teacher": ("torch", "bf16", "int8"), "student": ("torch", "int8", "onnx", "onnx-int8")}
 
 
 @dataclass
@@ -39,7 +39,7 @@ class BenchmarkConfig:
     data: str | None = None
     split: str = "test"
     devices: list[str] = field(default_factory=lambda: ["cpu"])
-    variants: list[str] = field(default_factory=lambda: ["torch", "bf16", "int8", "onnx"])
+    variants: list[str] = field(default_factory=lambda: ["torch", "bf16", "int8", "onnx", "onnx-int8"])
     max_f1_drop: float = 1.0
     latency_sentences: int = 500
     warmup: int = 20
@@ -68,7 +68,7 @@ def _unavailable(device: str, runtime: str, cuda: bool) -> str | None:
         return "CUDA is not available on this machine"
     if device.startswith("cuda") and runtime == "int8":
         return "PyTorch dynamic INT8 quantisation runs on the CPU only"
-    if device.startswith("cuda") and runtime == "onnx":
+    if device.startswith("cuda") and runtime.startswith("onnx"):
         return "the ONNX runtime here is onnxruntime's CPU build"
     return None
 
@@ -116,15 +116,15 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
             runs.append(record | {"status": "unavailable", "reason": reason})
             continue
         onnx_dir = None
-        if runtime == "onnx":
+        if runtime.startswith("onnx"):
             from student.export import export_onnx
+            from student.onnx_runtime import ONNX_FILE, ONNX_INT8_FILE
 
             onnx_dir = onnx_dirs.setdefault(name, cfg.out / "onnx" / name)
-            if not (onnx_dir / "model.onnx").exists():
+            if not (onnx_dir / ONNX_INT8_FILE).exists():
                 export_onnx(model_dir, onnx_dir)
-            record["size"]["bytes_on_disk"] = (onnx_dir / "model.onnx").stat().st_size + (
-                model_dir / CONFIG
-            ).stat().st_size
+            graph = onnx_dir / (ONNX_INT8_FILE if runtime == "onnx-int8" else ONNX_FILE)
+            record["size"]["bytes_on_disk"] = graph.stat().st_size + (model_dir / CONFIG).stat().st_size
         if runtime == "int8":
             record["size"]["bytes_on_disk"] = None  # quantised at load time, never stored
         spec = {
@@ -197,7 +197,7 @@ def _run_worker(spec: dict, timeout: int) -> dict:
 
 
 def _agreement(runs: list[dict]) -> None:
-    """For each int8/onnx run, how often it tags exactly as its model's PyTorch run on the same device."""
+    """For each run of another variant, how often it tags exactly as its model's PyTorch run on the same device."""
     # Predictions are dropped from the report after this (they are large); keep them per run here.
     reference = {(r["model"], r["device"]): r for r in runs if r["variant"] == "torch" and r["status"] == "ok"}
     for run in runs:

@@ -57,7 +57,7 @@ def measure(spec: dict) -> dict:
     sentences, _ = load_dataset(spec["data"]).load(spec["split"])
     texts = [s.text for s in sentences if len(s.text) > 0]
     cuda = spec["device"].startswith("cuda")
-    if spec["runtime"] != "onnx":
+    if not spec["runtime"].startswith("onnx"):
         import torch
 
         if spec.get("threads"):
@@ -128,7 +128,7 @@ def measure(spec: dict) -> dict:
 
 
 def _threads(spec: dict) -> int | None:
-    if spec["runtime"] == "onnx":
+    if spec["runtime"].startswith("onnx"):
         return spec.get("threads") or None
     import torch
 

@@ -23,7 +23,10 @@ def _model(value: str) -> tuple[str, Path]:
 @click.option("--split", default="test", show_default=True)
 @click.option("--device", "devices", default="cpu", show_default=True, help="Comma-separated: cpu, cuda.")
 @click.option(
-    "--variants", default="torch,bf16,int8,onnx", show_default=True, help="Comma-separated runtimes to measure."
+    "--variants",
+    default="torch,bf16,int8,onnx,onnx-int8",
+    show_default=True,
+    help="Comma-separated runtimes to measure.",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Report directory.")
 @click.option(
@@ -57,8 +60,9 @@ def benchmark(
     Every model directory (teacher or student) is measured in each variant that applies: torch
     (float32), int8 (PyTorch dynamic quantisation of Linear and LSTM layers), for teachers bf16
     (the encoder under bf16 autocast) and, for students, onnx (an ONNX export on onnxruntime with
-    the numpy Viterbi). Each run is a fresh process, so memory figures
-    do not mix. Writes OUT/report.json, OUT/report.md and OUT/pareto.png.
+    the numpy Viterbi) and onnx-int8 (that export quantised to INT8 by onnxruntime). Each run is a
+    fresh process, so memory figures do not mix. Writes OUT/report.json, OUT/report.md and
+    OUT/pareto.png.
 
     \b
     Example:

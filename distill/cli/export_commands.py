@@ -14,8 +14,9 @@ import click
 def export(model_dir: Path, fmt: str, out: Path | None) -> None:
     """Export a student's network to ONNX (decoding stays outside, in numpy).
 
-    Writes model.onnx and onnx.json; the export is checked against the PyTorch network before it
-    is kept. Serve it without torch: `distill predict MODEL_DIR --runtime onnx ...`.
+    Writes model.onnx, model-int8.onnx (onnxruntime's dynamic INT8 quantisation of it) and
+    onnx.json; the float export is checked against the PyTorch network before it is kept. Serve it
+    without torch: `distill predict MODEL_DIR --runtime onnx ...` (or --runtime onnx-int8).
     """
     from distill.artifacts import read_config
     from distill.errors import DistillError
@@ -25,4 +26,7 @@ def export(model_dir: Path, fmt: str, out: Path | None) -> None:
     from student.export import export_onnx
 
     path = export_onnx(model_dir, out)
-    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    from student.onnx_runtime import ONNX_INT8_FILE
+
+    int8 = path.parent / ONNX_INT8_FILE
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {int8} ({int8.stat().st_size / 1e6:.1f} MB)")
