@@ -166,7 +166,7 @@ def demo(out: Path, quick: bool, device: str) -> None:
         if run["status"] == "ok":
             rate = run["throughput"]["256"]["sentences_per_second"]
             click.echo(
-                f"  {run['model']:18s} {run['variant']:5s} {run['device']:4s}  "
+                f"  {run['model']:18s} {run['variant']:9s} {run['device']:4s}  "
                 f"F1 {run['accuracy']['overall']['f1'] * 100:6.2f}  "
                 f"p50 {run['latency_ms']['p50']:8.2f} ms  {rate:8.0f} sent/s  "
                 f"peak RSS {run['memory']['peak_rss_mb']:6.0f} MB"
