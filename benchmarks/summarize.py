@@ -79,6 +79,14 @@ def main() -> None:
                     else ""
                 )
             )
+    lines += ["", "## Sweeps and micro-benchmarks", ""]
+    for page, what in (
+        ("teacher-sweep.md", "teacher settings (learning rate, batch size, patience), one run each"),
+        ("precision.md", "the teacher's encoder in float32 and under bf16 autocast: training and inference speed"),
+        ("decode.md", "Viterbi decoding: pytorch-crf against ours (numpy and torch)"),
+    ):
+        if (RESULTS / page).exists():
+            lines.append(f"- [{page}](./{page}): {what}")
     if (RESULTS / "demo").exists():
         lines += ["", "## Demo", "", "[`distill demo` output and timing](./demo/README.md)"]
     (RESULTS / "README.md").write_text("\n".join(lines) + "\n")
