@@ -7,7 +7,10 @@
 * word positions (``--jieba``): the B/M/E/S position of each character in jieba's segmentation
   of the sentence, the "softword" feature of the Chinese NER literature.
 
-Id 0 is padding and id 1 unknown in each vocabulary.
+Id 0 is padding and id 1 unknown in each vocabulary. Encoding is vectorised: characters and
+bigrams are looked up as code points (a bigram as one integer made of its two) in sorted numpy
+arrays, not in dicts of strings, so a large bigram vocabulary costs 16 bytes an entry in a
+serving process, and a batch is encoded in a few array operations.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 PAD, UNK = 0, 1
 END = "\x03"
 SEG_IDS = {"B": 1, "M": 2, "E": 3, "S": 4}
+_CODE_POINTS = 0x110000
 
 
 def bigrams(text: str) -> list[str]:
@@ -38,6 +42,30 @@ def word_positions(text: str) -> list[int]:
         else:
             ids.extend([SEG_IDS["B"], *[SEG_IDS["M"]] * (len(word) - 2), SEG_IDS["E"]])
     return ids
+
+
+def _code_points(text: str) -> np.ndarray:
+    """[len(text)] int64 Unicode code points."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+
+
+class _Lookup:
+    """Ids of integer keys: a sorted key array searched in one vectorised call; absent keys read as UNK."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]  # [V] sorted
+        self.ids = (order + 2).astype(np.int64)  # [V]: key i of the vocabulary has id i + 2
+
+    def __call__(self, keys: np.ndarray) -> np.ndarray:
+        if len(self.keys) == 0:
+            return np.full(len(keys), UNK, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, self.ids[at], UNK)
+
+
+def _bigram_keys(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    return first * _CODE_POINTS + second
 
 
 def _quiet_jieba() -> None:
@@ -59,7 +87,11 @@ class Featurizer:
 
     def __post_init__(self) -> None:
         self.char_index = {c: i + 2 for i, c in enumerate(self.chars)}
-        self.bigram_index = {b: i + 2 for i, b in enumerate(self.bigram_list)} if self.bigram_list is not None else None
+        self._chars = _Lookup(_code_points("".join(self.chars)))
+        self._bigrams = None
+        if self.bigram_list is not None:
+            pairs = _code_points("".join(self.bigram_list)).reshape(-1, 2)  # every bigram is two characters
+            self._bigrams = _Lookup(_bigram_keys(pairs[:, 0], pairs[:, 1]))
         if self.jieba:
             _quiet_jieba()
 
@@ -87,19 +119,19 @@ class Featurizer:
         """``{'chars': [B, T], 'bigrams': [B, T]?, 'words': [B, T]?, 'lengths': [B]}`` int64, padded with 0."""
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
         longest = int(lengths.max()) if len(texts) else 0
+        real = np.arange(longest)[None, :] < lengths[:, None]  # [B, T]; row-major order = the texts joined
+        codes = _code_points("".join(texts))  # [N]
         out = {"chars": np.zeros((len(texts), longest), dtype=np.int64), "lengths": lengths}
-        get = self.char_index.get
-        for row, text in enumerate(texts):
-            out["chars"][row, : len(text)] = [get(c, UNK) for c in text]
-        if self.bigram_index is not None:
+        out["chars"][real] = self._chars(codes)
+        if self._bigrams is not None:
+            following = np.empty_like(codes)  # [N]: the next character's code point, END after a text's last
+            following[:-1] = codes[1:]
+            following[np.cumsum(lengths)[lengths > 0] - 1] = ord(END)
             out["bigrams"] = np.zeros_like(out["chars"])
-            get_bigram = self.bigram_index.get
-            for row, text in enumerate(texts):
-                out["bigrams"][row, : len(text)] = [get_bigram(b, UNK) for b in bigrams(text)]
+            out["bigrams"][real] = self._bigrams(_bigram_keys(codes, following))
         if self.jieba:
             out["words"] = np.zeros_like(out["chars"])
-            for row, text in enumerate(texts):
-                out["words"][row, : len(text)] = word_positions(text)
+            out["words"][real] = [position for text in texts for position in word_positions(text)]
         return out
 
     def to_config(self) -> dict:

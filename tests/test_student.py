@@ -131,6 +131,20 @@ def test_features():
     assert Featurizer.from_config(featurizer.to_config()).encode(["ab"])["bigrams"].tolist() == [[2, 1]]
 
 
+def test_vectorised_encoding_equals_lookups_one_character_at_a_time():
+    corpus = ["张三在北京工作。", "😀 李四 abc", "北京北京", "x"]
+    featurizer = Featurizer.build(corpus, use_bigrams=True, min_bigram_count=1)
+    chars = {c: i + 2 for i, c in enumerate(featurizer.chars)}
+    pairs = {b: i + 2 for i, b in enumerate(featurizer.bigram_list)}
+    texts = ["北京😀李四", "z", "张三 在上海", "京\x03北"]
+    encoded = featurizer.encode(texts)
+    for row, text in enumerate(texts):
+        assert encoded["chars"][row].tolist() == [chars.get(c, 1) for c in text] + [0] * (6 - len(text))
+        assert encoded["bigrams"][row].tolist() == [pairs.get(b, 1) for b in bigrams(text)] + [0] * (6 - len(text))
+    empty = Featurizer([], [], False).encode(["北京"])
+    assert empty["chars"].tolist() == [[1, 1]] and empty["bigrams"].tolist() == [[1, 1]]
+
+
 @pytest.fixture(scope="module")
 def distilled(tiny_teacher, tmp_path_factory):
     out = tmp_path_factory.mktemp("student") / "student"
