@@ -54,7 +54,7 @@ def train(dataset: str, name: str, options: list[str], common: list[str]) -> dic
         "command": shlex.join(command),
         "lr": training["lr"],
         "batch_size": training["batch_size"],
-        "precision": training.get("precision", "fp32"),
+        "precision": config.get("encoder_arithmetic", training.get("precision", "fp32")),
         "epochs_run": len(log),
         "best_epoch": config["metrics"]["epoch"],
         "dev_f1": config["metrics"]["dev_f1"],
@@ -72,7 +72,8 @@ def write(rows: list[dict]) -> None:
         "",
         "Produced by `python benchmarks/teacher_sweep.py` on the 2-core development machine (CPU only); one "
         "training run per row, in the row's command. Minutes per epoch include the dev evaluation and are those "
-        "of a machine that at times ran other work.",
+        "of a machine that at times ran other work. Precision `auto` is bf16 autocast on this machine (its CPU "
+        "has AVX512-BF16).",
         "",
         "| dataset | setting | lr | batch | precision | epochs (best) | dev F1 | test P | test R | test F1 | "
         "min/epoch | command |",

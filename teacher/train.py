@@ -147,6 +147,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
         optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
     )
     settings = cfg.as_record()
+    arithmetic = {"encoder_arithmetic": "bf16" if bf16 else "fp32"}  # what --precision auto chose
     checkpoints = Checkpointer(cfg.out, net, optimizer, scheduler, writer=procs.main)
     progress = checkpoints.load() if how == "resume" else Progress()
     if how == "resume":
@@ -209,7 +210,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
             improved, stop = progress.end_epoch(scores.f1, cfg.patience)
             if improved:
                 progress.best = {"dev_f1": scores.f1, "epoch": epoch, "dev": scores.as_dict()}
-                teacher.save(cfg.out, {"training": settings, "metrics": progress.best}, tokenizer)
+                teacher.save(cfg.out, {"training": settings, **arithmetic, "metrics": progress.best}, tokenizer)
         stop = procs.broadcast_flag(stop)
         progress.next_epoch()
         checkpoints.save(progress)
@@ -225,7 +226,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
             scores, _ = evaluate(best_teacher.tag_ids, test, labels, cfg.eval_batch_size)
             best["test"] = scores.as_dict()
             say(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
-        best_teacher.save(cfg.out, {"training": settings, "metrics": best, "training_complete": True})
+        best_teacher.save(cfg.out, {"training": settings, **arithmetic, "metrics": best, "training_complete": True})
         checkpoints.clear()
     procs.stop()
     return best

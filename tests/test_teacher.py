@@ -281,7 +281,8 @@ def test_bf16_teacher_trains_caches_and_refuses_a_float32_resume(workspace, tmp_
     train_teacher(
         TeacherTrainConfig(out=out, data=str(workspace["data"]), model=str(workspace["backbone"]), **settings)
     )
-    assert json.loads((out / "config.json").read_text())["training"]["precision"] == "bf16"
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["precision"] == "bf16" and config["encoder_arithmetic"] == "bf16"
     teacher = Teacher.load(out, precision="bf16")
     exact = Teacher.load(out)
     assert teacher.bf16 and not exact.bf16
