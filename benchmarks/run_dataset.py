@@ -86,6 +86,20 @@ ROWS = {
         "small student (hidden 128), distilled + unlabeled, + bigrams",
         ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "128", "--bigrams"],
     ),
+    # What might raise the distilled student further: a lower temperature, more unlabeled text
+    # per epoch, more weight on the teacher.
+    "kd-t1-unlabeled-bigrams": (
+        "distilled (T 1) + unlabeled, + bigrams",
+        ["--alpha", "0.5", "--T", "1", "--unlabeled-ratio", "1", "--bigrams"],
+    ),
+    "kd-unlabeled3-bigrams": (
+        "distilled + 3x unlabeled per epoch, + bigrams",
+        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "3", "--bigrams"],
+    ),
+    "kd-a02-unlabeled-bigrams": (
+        "distilled (alpha 0.2) + unlabeled, + bigrams",
+        ["--alpha", "0.2", "--T", "4", "--unlabeled-ratio", "1", "--bigrams"],
+    ),
 }
 
 
