@@ -102,6 +102,17 @@ ROWS = {
     ),
 }
 
+# The students the deployment report measures (seed 13 of each row that was run).
+BENCHMARKED = (
+    "hard",
+    "kd-unlabeled",
+    "kd-unlabeled-bigrams",
+    "full",
+    "small-kd-unlabeled",
+    "small-kd-unlabeled-bigrams",
+    "tiny-kd-unlabeled",
+)
+
 
 def run(command: list[str], log: Path, env: dict | None = None) -> float:
     """Run a command, appending its output to ``log``; return minutes taken."""
@@ -288,7 +299,7 @@ def main() -> None:
 
     if not args.skip_benchmark:
         models = ["--model", f"teacher={teacher}"]
-        for row in ("hard", "kd-unlabeled", "kd-unlabeled-bigrams", "full", "small-kd-unlabeled", "tiny-kd-unlabeled"):
+        for row in BENCHMARKED:
             if row in table:
                 models += ["--model", f"{row}={work / 'students' / f'{row}-seed13'}"]
         # The libraries' default threads (all cores); optionally also one thread per process (how a
