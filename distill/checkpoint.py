@@ -45,10 +45,10 @@ class Progress:
     """Epochs since the best one."""
 
     def end_epoch(self, f1: float, patience: int) -> tuple[bool, bool]:
-        """Record an epoch's dev F1: (it is the best so far, patience is exhausted)."""
+        """Record an epoch's dev F1: (it is the best so far, patience is exhausted); patience 0 never is."""
         improved = f1 > self.best["dev_f1"]
         self.stale = 0 if improved else self.stale + 1
-        return improved, self.stale >= patience
+        return improved, 0 < patience <= self.stale
 
     def record_step(self, loss: float, characters: int, started: float) -> dict[str, str]:
         """Count one optimiser step; returns the progress-bar postfix."""

@@ -175,3 +175,20 @@ def test_a_second_run_into_the_same_directory_is_refused_not_lost(tiny_teacher, 
     assert student_train.train_student(cfg)["epoch"] == 1  # finished: nothing to resume
     cfg.resume, cfg.overwrite = False, True
     student_train.train_student(cfg)
+
+
+def test_patience_stops_after_stale_epochs_and_zero_never_stops():
+    from distill.checkpoint import Progress
+
+    def stops(patience: int, scores: list[float]) -> list[bool]:
+        progress, flags = Progress(), []
+        for f1 in scores:
+            improved, stop = progress.end_epoch(f1, patience)
+            if improved:
+                progress.best = {"dev_f1": f1}
+            flags.append(stop)
+        return flags
+
+    scores = [0.5, 0.6, 0.55, 0.58, 0.59, 0.7]
+    assert stops(2, scores) == [False, False, False, True, True, False]
+    assert stops(0, scores) == [False] * len(scores)

@@ -56,7 +56,13 @@ PRECISION_OPTION = {
 @click.option("--overlap", default=64, show_default=True, help="Characters shared by neighbouring windows.")
 @click.option("--max-train", default=0, show_default=True, help="Use only the first N training sentences (0: all).")
 @click.option("--seed", default=13, show_default=True)
-@click.option("--patience", default=3, show_default=True, help="Stop after this many epochs without dev improvement.")
+@click.option(
+    "--patience",
+    default=0,
+    show_default=True,
+    help="Stop after this many epochs without dev improvement (0: never; the learning rate decays to zero over "
+    "--epochs and late epochs are often best).",
+)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--precision", **PRECISION_OPTION)
 @click.option(
