@@ -50,6 +50,8 @@ class StudentTrainConfig(RunSettings):
     teacher_init: bool = False
     epochs: int = 30
     lr: float = 2e-3
+    lr_decay: str = "none"
+    """none: ``lr`` throughout; linear: ``lr * (epochs - epoch + 1) / epochs`` in each epoch."""
     weight_decay: float = 0.0
     max_grad_norm: float = 5.0
     patience: int = 6
@@ -124,6 +126,8 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         raise DistillError(
             f"--kd must be emission or marginal, --unlabeled-hard viterbi or none; got {cfg.kd}, {cfg.unlabeled_hard}"
         )
+    if cfg.lr_decay not in ("none", "linear"):
+        raise DistillError(f"--lr-decay must be none or linear, got {cfg.lr_decay}")
     if not 0 <= cfg.alpha <= 1 or cfg.temperature <= 0:
         raise DistillError(f"--alpha must lie in [0, 1] and --T be positive, got {cfg.alpha}, {cfg.temperature}")
 
@@ -213,6 +217,8 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         chosen = list(range(len(labeled))) + np.roll(order, -start)[:n_unlabeled].tolist()
         lengths = [len(examples[i].text) for i in chosen]
         batches = bucket_batches(lengths, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * ((cfg.epochs - epoch + 1) / cfg.epochs if cfg.lr_decay == "linear" else 1.0)
         net.train()
         started = time.perf_counter() - progress.seconds
         bar = tqdm(
@@ -239,6 +245,7 @@ def train_student(cfg: StudentTrainConfig) -> dict:
                 "dev": scores.overall.__dict__,
                 "seconds": round(progress.seconds, 1),
                 "sentences": len(chosen),
+                "lr": optimizer.param_groups[0]["lr"],
             }
         )
         tqdm.write(f"epoch {epoch}: loss {train_loss:.4f}  dev F1 {scores.f1:.4f}  {progress.seconds:.0f} s")

@@ -245,3 +245,13 @@ def test_bf16_runtime_is_for_teachers_only(distilled):
     out, _ = distilled
     with pytest.raises(DistillError, match="bf16 runtime is for teachers"):
         load_model(out, runtime="bf16")
+
+
+def test_linear_lr_decay_falls_each_epoch(tiny_teacher, tmp_path):
+    out = tmp_path / "decayed"
+    settings = {**TINY, "epochs": 4, "patience": 0}
+    train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], lr=0.004, lr_decay="linear", **settings))
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in log] == pytest.approx([0.004, 0.003, 0.002, 0.001])
+    with pytest.raises(DistillError, match="--lr-decay"):
+        train_student(StudentTrainConfig(out=tmp_path / "bad", cache=tiny_teacher["cache"], lr_decay="cosine", **TINY))

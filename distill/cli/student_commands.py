@@ -65,6 +65,13 @@ import click
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
 @click.option("--lr", default=2e-3, show_default=True)
+@click.option(
+    "--lr-decay",
+    type=click.Choice(["none", "linear"]),
+    default="none",
+    show_default=True,
+    help="linear: the learning rate falls by lr/epochs each epoch, to lr/epochs in the last.",
+)
 @click.option("--weight-decay", default=0.0, show_default=True)
 @click.option("--max-grad-norm", default=5.0, show_default=True)
 @click.option("--patience", default=6, show_default=True, help="Stop after this many epochs without dev improvement.")
