@@ -19,7 +19,7 @@ from timing import time_calls, write_results
 from data import label_set
 from distill.environment import describe_environment
 from teacher.backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
-from teacher.model import BertCrf, autocast, native_bf16
+from teacher.model import BertCrf, autocast, bf16_faster, native_bf16
 
 ROWS = 5000
 BATCH, LENGTH = 32, 48
@@ -85,7 +85,8 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/bench_precision.py --steps {args.steps}`  ",
         f"Machine: {env['cpu']}, {env['cores']} cores, torch {env['versions']['torch']} ({env['torch_threads']} "
-        f"threads); native bf16: {native_bf16(device)}.  ",
+        f"threads); native bf16: {native_bf16(device)}; `--precision auto` picks "
+        f"{'bf16' if bf16_faster(device) else 'fp32'}.  ",
         f"Backbone {args.model}, vocabulary pruned to {ROWS} rows, batch {BATCH} x {LENGTH} characters; "
         "median of the timed calls (min-max in brackets).",
         "",

@@ -28,13 +28,13 @@ SHARED = ROOT.parent / "shared" / "data"
 DATASETS = {
     "resume": {
         "data": SHARED / "resume",
-        "teacher": ["--epochs", "15", "--patience", "5"],
+        "teacher": ["--epochs", "15"],  # no early stop (teacher-sweep.md)
         "student": ["--epochs", "25", "--patience", "5"],
         "max_unlabeled": 20000,
     },
     "weibo": {
         "data": SHARED / "weibo",
-        "teacher": ["--epochs", "20", "--patience", "6"],
+        "teacher": ["--epochs", "20"],
         "student": ["--epochs", "30", "--patience", "6"],
         "max_unlabeled": 20000,
     },

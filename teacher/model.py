@@ -7,6 +7,8 @@ directory (``config.json``, ``model.safetensors``, the tokenizer files).
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,15 +147,11 @@ class Teacher:
 
 PRECISIONS = ("auto", "bf16", "fp32")
 """How the encoder computes: bf16 autocast (weights stay float32), float32, or ``auto``: bf16 where
-the hardware computes in bf16 natively."""
+it is faster on the device at hand (see :func:`bf16_faster`)."""
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes bf16 natively: CUDA with bf16, or a CPU with AVX512-BF16 or AMX.
-
-    On the 2-core development CPU (AVX512-BF16), bf16 autocast trains the default backbone about 2x
-    and runs it about 2.5x as fast as float32 (``benchmarks/results/precision.md``).
-    """
+    """Whether ``device`` computes bf16 natively: CUDA with bf16, or a CPU with AVX512-BF16 or AMX."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type != "cpu":
@@ -162,12 +160,42 @@ def native_bf16(device: torch.device) -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
+@functools.cache
+def _bf16_faster_on_cpu() -> bool:
+    """Time one encoder-sized linear layer (384 -> 1536 over 512 positions) both ways, best of 5."""
+    layer, x = nn.Linear(384, 1536), torch.randn(512, 384)
+
+    def best_seconds(bf16: bool) -> float:
+        times = []
+        for _ in range(7):
+            started = time.perf_counter()
+            with torch.no_grad(), autocast(torch.device("cpu"), bf16):
+                layer(x)
+            times.append(time.perf_counter() - started)
+        return min(times[2:])  # the first two warm the kernels up
+
+    return best_seconds(True) < 0.8 * best_seconds(False)
+
+
+def bf16_faster(device: torch.device) -> bool:
+    """Whether bf16 autocast beats float32 on ``device``: native bf16 on CUDA; on a CPU, native
+    bf16 and a linear layer that measures faster under autocast (timed once per process, ~0.1 s).
+
+    Native support alone does not decide it: on the AMD EPYC development CPU (AVX512-BF16) bf16
+    trains the default backbone about 2x as fast, on an Intel Xeon with AVX512-BF16 but no AMX
+    it trains at 0.77x and infers at 0.58x the float32 speed (``benchmarks/results/precision.md``).
+    """
+    if not native_bf16(device):
+        return False
+    return device.type == "cuda" or _bf16_faster_on_cpu()
+
+
 def use_bf16(precision: str, device: torch.device) -> bool:
     """Whether a teacher on ``device`` runs its encoder under bf16 autocast for ``precision``."""
     if precision not in PRECISIONS:
         raise DistillError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
-        return native_bf16(device)
+        return bf16_faster(device)
     return precision == "bf16"
 
 

@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from distill.cache import load_cache, read_index
 from distill.cli import cli
 from distill.errors import DistillError
+from teacher import model as teacher_model
 from teacher.cache import CacheConfig, build_cache
-from teacher.model import Teacher, native_bf16, use_bf16
+from teacher.model import Teacher, bf16_faster, native_bf16, use_bf16
 from teacher.train import TeacherTrainConfig, train_teacher
 from teacher.windows import make_window_batch, plan_windows
 from tests.conftest import PRECISION, cli_options
@@ -269,10 +270,20 @@ def test_two_process_cache_writes_the_same_shards(workspace, tmp_path):
 def test_precision_choices():
     cpu = torch.device("cpu")
     assert use_bf16("bf16", cpu) and not use_bf16("fp32", cpu)
-    assert use_bf16("auto", cpu) == native_bf16(cpu)
+    assert use_bf16("auto", cpu) == bf16_faster(cpu)
+    assert not bf16_faster(cpu) or native_bf16(cpu)
     assert not native_bf16(torch.device("meta"))
     with pytest.raises(DistillError, match="precision must be one of"):
         use_bf16("fp16", cpu)
+
+
+@pytest.mark.parametrize(
+    ("native", "measured_faster", "expected"), [(False, True, False), (True, False, False), (True, True, True)]
+)
+def test_auto_precision_needs_native_bf16_that_measures_faster(monkeypatch, native, measured_faster, expected):
+    monkeypatch.setattr(teacher_model, "native_bf16", lambda device: native)
+    monkeypatch.setattr(teacher_model, "_bf16_faster_on_cpu", lambda: measured_faster)
+    assert use_bf16("auto", torch.device("cpu")) is expected
 
 
 def test_bf16_teacher_trains_caches_and_refuses_a_float32_resume(workspace, tmp_path):

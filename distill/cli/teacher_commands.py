@@ -12,7 +12,8 @@ PRECISION_OPTION = {
     "default": "auto",
     "show_default": True,
     "help": "Encoder arithmetic: bf16 autocast (weights stay float32) or float32; auto = bf16 where the "
-    "hardware has it natively (CUDA, CPUs with AVX512-BF16 or AMX), about 2x faster there.",
+    "hardware has it natively (CUDA, CPUs with AVX512-BF16 or AMX) and, on a CPU, a quick timing finds "
+    "it faster than float32 (about 2x on some CPUs, slower on others).",
 }
 
 
