@@ -22,6 +22,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from distill.environment import describe_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -196,8 +198,10 @@ def main() -> None:
             ),
         },
     )
+    env = describe_environment()
     teacher_summary = {
         "dataset": args.dataset,
+        "machine": f"{env['cpu']}, {env['cores']} cores",
         "command": timings["teacher"]["command"],
         "minutes": timings["teacher"]["minutes"],
         "epochs_run": len(log_rows),
@@ -333,7 +337,7 @@ def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: 
     lines = [
         f"# {dataset}: teacher and students (test F1, %)",
         "",
-        f"Produced by `python benchmarks/run_dataset.py {dataset}` on the 2-core development machine (CPU only).",
+        f"Produced by `python benchmarks/run_dataset.py {dataset}` on {teacher['machine']} (CPU only).",
         f"Student options common to every row: `{' '.join(spec['student'])}` (embedding 128, BiLSTM 256 per direction "
         "unless the row says otherwise). Cache: the teacher over the train split plus up to "
         f"{spec['max_unlabeled']} sentences of People's Daily 1998-01. "

@@ -23,26 +23,28 @@ def main() -> None:
     lines = [
         "# Measured results",
         "",
-        "Everything below was measured on the 2-core development machine (AMD EPYC, CPU only, no GPU lent to",
-        "this task); each linked file names the command that produced it. `python benchmarks/summarize.py`",
-        "rebuilds this page from those files. [NOTES.md](./NOTES.md) says how the runs were made (subsets, seeds,",
-        "what shared the machine).",
+        "Everything below was measured on 2-core development machines, CPU only (no GPU was lent to this task):",
+        "an AMD EPYC in earlier sessions, an Intel Xeon in later ones; the teachers' table and every report name",
+        "theirs, and numbers from different machines are not comparable. Each linked file names the command that",
+        "produced it. `python benchmarks/summarize.py` rebuilds this page from those files. [NOTES.md](./NOTES.md)",
+        "says how the runs were made (subsets, seeds, what shared the machine).",
         "",
         "## Teachers (BERT-CRF on multilingual-e5-small, the default backbone)",
         "",
-        "| dataset | test P | test R | test F1 | published BERT-base-CRF | epochs run (best) | min/epoch | command |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dataset | test P | test R | test F1 | published BERT-base-CRF | epochs run (best) | min/epoch | machine "
+        "| command |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in DATASETS:
         teacher = _load(RESULTS / name / "teacher.json")
         if teacher is None:
-            lines.append(f"| {name} | not run yet | | | {PUBLISHED[name][0]} | | | |")
+            lines.append(f"| {name} | not run yet | | | {PUBLISHED[name][0]} | | | | |")
             continue
         o = teacher["test"]["overall"]
         lines.append(
             f"| {name} | {o['precision'] * 100:.2f} | {o['recall'] * 100:.2f} | {o['f1'] * 100:.2f} | "
             f"{PUBLISHED[name][0]} | {teacher['epochs_run']} ({teacher['best_epoch']}) | "
-            f"{teacher['minutes_per_epoch']:.1f} | `{teacher['command']}` |"
+            f"{teacher['minutes_per_epoch']:.1f} | {teacher['machine']} | `{teacher['command']}` |"
         )
     lines += ["", "## Students", ""]
     for name in DATASETS:

@@ -72,8 +72,8 @@ def write(rows: list[dict]) -> None:
         "",
         "Produced by `python benchmarks/teacher_sweep.py` on the 2-core development machine (CPU only); one "
         "training run per row, in the row's command. Minutes per epoch include the dev evaluation and are those "
-        "of a machine that at times ran other work. Precision `auto` is bf16 autocast on this machine (its CPU "
-        "has AVX512-BF16).",
+        "of a machine that at times ran other work. Precision is what `--precision auto` chose, as the teacher's "
+        "config records it (`auto` for teachers trained before that record: bf16 autocast on the AMD EPYC machine).",
         "",
         "| dataset | setting | lr | batch | precision | epochs (best) | dev F1 | test P | test R | test F1 | "
         "min/epoch | command |",
