@@ -191,9 +191,9 @@ def main() -> None:
             "minutes": round(sum(r["seconds"] for r in log_rows) / 60, 2),
             "command": "distill teacher-train "
             + " ".join(
-                f"--{k.replace('_', '-')} {shlex.quote(str(item))}"
+                f"--{k.replace('_', '-')}" + ("" if isinstance(item, bool) else f" {shlex.quote(str(item))}")
                 for k, v in teacher_config["training"].items()
-                if v not in (None, [], "")
+                if v not in (None, [], "", False)
                 for item in (v if isinstance(v, list) else [v])
             ),
         },

@@ -55,7 +55,13 @@ def main() -> None:
         lines += [
             f"### {name} ([full table](./{name}/students.md))",
             "",
-            f"Teacher {teacher_f1:.2f}; published char BiLSTM-CRF {PUBLISHED[name][1]}.",
+            f"Teacher {teacher_f1:.2f}; published char BiLSTM-CRF {PUBLISHED[name][1]}."
+            + (
+                f" An earlier run on another machine, with rows not repeated here: [{name}/earlier-amd]"
+                f"(./{name}/earlier-amd/students.md)."
+                if (RESULTS / name / "earlier-amd" / "students.md").exists()
+                else ""
+            ),
             "",
             "| student | test F1 (mean +- std) | seeds | gap to teacher |",
             "|---|---|---|---|",
