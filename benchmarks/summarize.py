@@ -73,7 +73,7 @@ def main() -> None:
         lines.append("")
     lines += ["## Deployment reports", ""]
     for name in DATASETS:
-        for report_name in ("report", "report-1-thread"):
+        for report_name in ("report", "report-1-thread", "earlier-amd/report"):
             report = _load(RESULTS / name / report_name / "report.json")
             if report is None:
                 continue
