@@ -37,10 +37,12 @@ class Model:
     """Label indices for a batch of non-empty strings."""
     max_len: int | None
     """Text is cut into sentences of at most this many characters before tagging."""
+    workers: int = 1
+    """Batches tagged at once on threads (the ONNX runtime runs one per core, each on one core)."""
 
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Entity]]:
         """Entities of each text, with offsets into that text."""
-        return predict_entities(texts, self.tag_ids, self.labels, self.max_len, batch_size)
+        return predict_entities(texts, self.tag_ids, self.labels, self.max_len, batch_size, self.workers)
 
     def tag(self, texts: Sequence[str]) -> list[list[str]]:
         """One tag per character of each (non-empty) text."""
@@ -81,8 +83,9 @@ def load_model(
 ) -> Model:
     """Load a teacher or student directory (config.json says which) for one of ``RUNTIMES``.
 
-    ``onnx_dir`` holds the ONNX export if not ``directory`` itself; ``threads`` sets onnxruntime's
-    intra-op threads (0: its default). Torch's threads are the caller's to set.
+    ``onnx_dir`` holds the ONNX export if not ``directory`` itself; ``threads`` is how many cores
+    the ONNX runtime uses (0: all this process may use), one batch per core. Torch's threads are
+    the caller's to set.
     """
     directory = Path(directory)
     config = read_config(directory)
@@ -96,7 +99,7 @@ def load_model(
         from student.onnx_runtime import OnnxStudent
 
         onnx = OnnxStudent(directory, onnx_dir, threads, int8=runtime == "onnx-int8")
-        return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len)
+        return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len, onnx.workers)
 
     from .training import resolve_device
 

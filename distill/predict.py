@@ -7,7 +7,9 @@ Imports numpy only (through ``data``): the torch-free deployment predicts throug
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from data import SpanReader, bucket_batches, split_sentences
@@ -25,21 +27,40 @@ Viterbi decode cost what they pad, and sentences of one length are many, so batc
 
 
 def tag_in_batches(
-    tag_ids: Callable[[list[str]], list[list[int]]], texts: Sequence[str], batch_size: int
+    tag_ids: Callable[[list[str]], list[list[int]]], texts: Sequence[str], batch_size: int, workers: int = 1
 ) -> list[list[int]]:
     """``tag_ids`` over length-bucketed batches of ``texts``, results in the original order.
 
     A batch holds at most ``batch_size`` sentences and ``batch_size * PADDED_CHARS_PER_SENTENCE``
     or ``MAX_BATCH_CHARS`` padded characters, whichever is less (a single longer sentence still
     forms a batch of its own), with padding under ``MAX_PADDING`` of its characters.
+    With ``workers`` > 1, that many batches are tagged at once on threads: worth it only where
+    ``tag_ids`` releases the GIL for most of its time (onnxruntime and numpy do) and runs each
+    batch on one core, so one batch's network overlaps another's decoding.
     """
     results: list[list[int]] = [[] for _ in texts]
     max_tokens = min(batch_size * PADDED_CHARS_PER_SENTENCE, MAX_BATCH_CHARS)
     lengths = [len(t) for t in texts]
-    for batch in bucket_batches(lengths, batch_size, max_tokens=max_tokens, max_padding=MAX_PADDING):
-        for i, tags in zip(batch, tag_ids([texts[i] for i in batch])):
+    batches = list(bucket_batches(lengths, batch_size, max_tokens=max_tokens, max_padding=MAX_PADDING))
+
+    def tag_batch(batch: list[int]) -> list[list[int]]:
+        return tag_ids([texts[i] for i in batch])
+
+    if workers > 1 and len(batches) > 1:
+        tagged = list(_thread_pool(workers).map(tag_batch, batches))
+    else:
+        tagged = [tag_batch(batch) for batch in batches]
+    for batch, batch_tags in zip(batches, tagged):
+        for i, tags in zip(batch, batch_tags):
             results[i] = tags
     return results
+
+
+@functools.cache
+def _thread_pool(workers: int) -> ThreadPoolExecutor:
+    """One pool per size for the whole process: starting threads on every call costs more than a
+    small batch takes."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="distill-tag")
 
 
 @dataclass(frozen=True)
@@ -61,12 +82,14 @@ def predict_entities(
     labels: Sequence[str],
     max_len: int | None = None,
     batch_size: int = 64,
+    workers: int = 1,
 ) -> list[list[Entity]]:
-    """Entities of each text. ``tag_ids`` tags a batch of non-empty strings with label indices."""
+    """Entities of each text. ``tag_ids`` tags a batch of non-empty strings with label indices;
+    ``workers`` batches are tagged at once (see :func:`tag_in_batches`)."""
     pieces: list[tuple[int, int, str]] = []  # (text index, offset of the piece, piece)
     for i, text in enumerate(texts):
         pieces.extend((i, start, text[start:end]) for start, end in split_sentences(text, max_len))
-    tagged = tag_in_batches(tag_ids, [p[2] for p in pieces], batch_size)
+    tagged = tag_in_batches(tag_ids, [p[2] for p in pieces], batch_size, workers)
     entities: list[list[Entity]] = [[] for _ in texts]
     reader = SpanReader(labels)
     for (i, offset, _), ids in zip(pieces, tagged):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,13 +26,31 @@ ONNX_INT8_FILE = "model-int8.onnx"
 ONNX_META = "onnx.json"
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class OnnxStudent:
     """A student directory with an ONNX export (``distill export DIR --format onnx``).
 
-    ``int8`` runs the export's INT8-quantised graph instead of the float one.
+    ``int8`` runs the export's INT8-quantised graph instead of the float one. ``threads`` cores
+    are used (0: all this process may use) in the way that measured fastest on a 2-core CPU
+    (``benchmarks/results/onnx-threads.md``): ``intra_op_threads`` (1) onnxruntime threads per
+    call, and ``workers`` calls at once on different batches, since one batch of a BiLSTM is too
+    little work to split well.
     """
 
-    def __init__(self, directory: Path, onnx_dir: Path | None = None, threads: int = 0, int8: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        onnx_dir: Path | None = None,
+        threads: int = 0,
+        int8: bool = False,
+        intra_op_threads: int = 1,
+    ) -> None:
         import onnxruntime
         from safetensors import safe_open
 
@@ -62,8 +81,8 @@ class OnnxStudent:
         # Memory patterns pre-plan one buffer per input shape; with a new shape every batch they
         # only raise the peak (132 -> 165 MB for a hidden-256 student after batch 256 here).
         options.enable_mem_pattern = False
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = intra_op_threads
+        self.workers = max(1, (threads or usable_cores()) // intra_op_threads)
         self.session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         with safe_open(str(directory / WEIGHTS), "np") as weights:
             scores = [

@@ -173,6 +173,17 @@ def test_onnx_deployment_process_never_imports_torch(student_dir, runtime):
         assert [line["entities"] for line in lines] == [[e.as_dict() for e in row] for row in expected]
 
 
+def test_onnx_student_tags_batches_on_threads_in_order(student_dir):
+    export_onnx(student_dir)
+    texts = [("张三在北京工作。" * (1 + i % 7))[: 3 + i % 40] + str(i) for i in range(300)]
+    one_core = load_model(student_dir, runtime="onnx", threads=1)
+    two_cores = load_model(student_dir, runtime="onnx", threads=2)
+    assert (one_core.workers, two_cores.workers) == (1, 2)
+    expected = [one_core.predict([text])[0] for text in texts]
+    assert one_core.predict(texts, batch_size=8) == expected
+    assert two_cores.predict(texts, batch_size=8) == expected
+
+
 def test_stale_or_missing_onnx_export_is_refused(student_dir, tmp_path):
     from distill.errors import DistillError
 

@@ -110,7 +110,7 @@ def measure(spec: dict) -> dict:
             "spread_seconds": [min(runs), max(runs)],
         }
 
-    predicted = tag_in_batches(model.tag_ids, texts, 64)
+    predicted = tag_in_batches(model.tag_ids, texts, 64, model.workers)
     memory = {"peak_rss_mb": peak_rss_mb(), "cuda_peak_mb": None}
     if cuda:
         import torch
