@@ -92,6 +92,7 @@ def main() -> None:
         ("teacher-sweep.md", "teacher settings (learning rate, batch size, patience), one run each"),
         ("precision.md", "the teacher's encoder in float32 and under bf16 autocast: training and inference speed"),
         ("decode.md", "Viterbi decoding: pytorch-crf against ours (numpy and torch)"),
+        ("onnx-threads.md", "the ONNX student on two cores: threads inside a call against batches at once"),
     ):
         if (RESULTS / page).exists():
             lines.append(f"- [{page}](./{page}): {what}")
