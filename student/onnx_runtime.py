@@ -37,10 +37,9 @@ class OnnxStudent:
     """A student directory with an ONNX export (``distill export DIR --format onnx``).
 
     ``int8`` runs the export's INT8-quantised graph instead of the float one. ``threads`` cores
-    are used (0: all this process may use) in the way that measured fastest on a 2-core CPU
-    (``benchmarks/results/onnx-threads.md``): ``intra_op_threads`` (1) onnxruntime threads per
-    call, and ``workers`` calls at once on different batches, since one batch of a BiLSTM is too
-    little work to split well.
+    are used (0: all this process may use): ``intra_op_threads`` (1) onnxruntime threads per call,
+    and ``workers`` calls at once on different batches, since one batch of a BiLSTM is little work
+    to split (as fast or faster on a 2-core CPU: ``benchmarks/results/onnx-threads.md``).
     """
 
     def __init__(
