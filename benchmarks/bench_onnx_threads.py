@@ -21,7 +21,7 @@ from pathlib import Path
 from timing import write_results
 
 from data import load_dataset
-from distill.api import Model
+from distill.api import STUDENT_MAX_LEN, Model
 from distill.environment import describe_environment
 from student.export import export_onnx
 from student.onnx_runtime import OnnxStudent
@@ -72,7 +72,9 @@ def main() -> None:
             export_onnx(directory, onnx_dir)
             for intra_op, workers in layouts(args.cores):
                 student = OnnxStudent(directory, onnx_dir, intra_op * workers, int8=True, intra_op_threads=intra_op)
-                model = Model("student", student.labels, student.config, student.tag_ids, 256, student.workers)
+                model = Model(
+                    "student", student.labels, student.config, student.tag_ids, STUDENT_MAX_LEN, student.workers
+                )
                 row = {"student": directory.name, "intra_op_threads": intra_op, "workers": workers}
                 row.update(measure(model, texts, args.passes))
                 print(row, flush=True)
