@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from .errors import DataError
@@ -175,6 +174,8 @@ def load_dataset(path: str | Path | None = None) -> Dataset:
 
 def _package_file(distribution: str, relative: str, pin: str) -> Path:
     """A data file shipped inside an installed distribution, found without importing it."""
+    from importlib import metadata  # imported here: a serving process never needs it
+
     try:
         dist = metadata.distribution(distribution)
     except metadata.PackageNotFoundError:

@@ -13,7 +13,6 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +60,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def versions() -> dict[str, str | None]:
+    from importlib import metadata  # only writers need it; a serving process is smaller without it
+
     out = {}
     for name in ("distill", "torch", "transformers", "safetensors"):
         try:

@@ -18,9 +18,10 @@ PADDED_CHARS_PER_SENTENCE = 64
 """A batch of N sentences holds at most N * 64 padded characters, so a few long sentences do not
 make a whole batch pad to their length."""
 MAX_BATCH_CHARS = 2048
-"""And at most 2,048 padded characters, whatever the batch size: larger batches are no faster per
-character on the CPU, and their activations grow the process (a hidden-256 student on
-onnxruntime peaked at 104 MB after a pass at batch 256, against 132 MB with 8,192)."""
+"""And at most 2,048 padded characters in flight, whatever the batch size (with ``workers``
+batches at once, a ``workers``-th of it each): larger batches are no faster per character on the
+CPU, and their activations grow the process (a hidden-128 bigram student on onnxruntime took 89 MB
+with one 2,048-character batch at a time, 110 MB with two, 95 MB with two of 1,024)."""
 MAX_PADDING = 0.25
 """A batch is also cut where padding would pass a quarter of its characters: a network and a
 Viterbi decode cost what they pad, and sentences of one length are many, so batches stay large."""
@@ -32,14 +33,14 @@ def tag_in_batches(
     """``tag_ids`` over length-bucketed batches of ``texts``, results in the original order.
 
     A batch holds at most ``batch_size`` sentences and ``batch_size * PADDED_CHARS_PER_SENTENCE``
-    or ``MAX_BATCH_CHARS`` padded characters, whichever is less (a single longer sentence still
-    forms a batch of its own), with padding under ``MAX_PADDING`` of its characters.
+    or ``MAX_BATCH_CHARS / workers`` padded characters, whichever is less (a single longer
+    sentence still forms a batch of its own), with padding under ``MAX_PADDING`` of its characters.
     With ``workers`` > 1, that many batches are tagged at once on threads: worth it only where
     ``tag_ids`` releases the GIL for most of its time (onnxruntime and numpy do) and runs each
     batch on one core, so one batch's network overlaps another's decoding.
     """
     results: list[list[int]] = [[] for _ in texts]
-    max_tokens = min(batch_size * PADDED_CHARS_PER_SENTENCE, MAX_BATCH_CHARS)
+    max_tokens = min(batch_size * PADDED_CHARS_PER_SENTENCE, MAX_BATCH_CHARS // max(1, workers))
     lengths = [len(t) for t in texts]
     batches = list(bucket_batches(lengths, batch_size, max_tokens=max_tokens, max_padding=MAX_PADDING))
 

@@ -15,6 +15,7 @@ serving process, and a batch is encoded in a few array operations.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -80,20 +81,26 @@ def _quiet_jieba() -> None:
 class Featurizer:
     """Turns text into the student's input arrays; its vocabularies are saved with the student."""
 
-    chars: list[str]
+    chars: str
     """Row i + 2 of the character embedding is ``chars[i]``."""
-    bigram_list: list[str] | None = None
+    bigram_pairs: str | None = None
+    """Row i + 2 of the bigram embedding is ``bigram_pairs[2 * i : 2 * i + 2]``: one string, not a
+    list of two-character strings, which would cost ~80 bytes an entry in a serving process."""
     jieba: bool = False
 
     def __post_init__(self) -> None:
-        self.char_index = {c: i + 2 for i, c in enumerate(self.chars)}
-        self._chars = _Lookup(_code_points("".join(self.chars)))
+        self._chars = _Lookup(_code_points(self.chars))
         self._bigrams = None
-        if self.bigram_list is not None:
-            pairs = _code_points("".join(self.bigram_list)).reshape(-1, 2)  # every bigram is two characters
+        if self.bigram_pairs is not None:
+            pairs = _code_points(self.bigram_pairs).reshape(-1, 2)  # [V, 2]
             self._bigrams = _Lookup(_bigram_keys(pairs[:, 0], pairs[:, 1]))
         if self.jieba:
             _quiet_jieba()
+
+    @functools.cached_property
+    def char_index(self) -> dict[str, int]:
+        """Embedding row of each character (training only: serving looks characters up in arrays)."""
+        return {c: i + 2 for i, c in enumerate(self.chars)}
 
     @property
     def num_chars(self) -> int:
@@ -101,19 +108,19 @@ class Featurizer:
 
     @property
     def num_bigrams(self) -> int:
-        return len(self.bigram_list) + 2 if self.bigram_list is not None else 0
+        return len(self.bigram_pairs) // 2 + 2 if self.bigram_pairs is not None else 0
 
     @classmethod
     def build(
         cls, texts: Iterable[str], use_bigrams: bool = False, use_jieba: bool = False, min_bigram_count: int = 2
     ) -> Featurizer:
         texts = list(texts)
-        chars = sorted({c for t in texts for c in t})
-        bigram_list = None
+        chars = "".join(sorted({c for t in texts for c in t}))
+        bigram_pairs = None
         if use_bigrams:
             counts = Counter(b for t in texts for b in bigrams(t))
-            bigram_list = sorted(b for b, n in counts.items() if n >= min_bigram_count)
-        return cls(chars, bigram_list, use_jieba)
+            bigram_pairs = "".join(sorted(b for b, n in counts.items() if n >= min_bigram_count))
+        return cls(chars, bigram_pairs, use_jieba)
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """``{'chars': [B, T], 'bigrams': [B, T]?, 'words': [B, T]?, 'lengths': [B]}`` int64, padded with 0."""
@@ -135,8 +142,11 @@ class Featurizer:
         return out
 
     def to_config(self) -> dict:
-        return {"chars": "".join(self.chars), "bigrams": self.bigram_list, "jieba": self.jieba}
+        return {"chars": self.chars, "bigrams": self.bigram_pairs, "jieba": self.jieba}
 
     @classmethod
     def from_config(cls, record: dict) -> Featurizer:
-        return cls(list(record["chars"]), record.get("bigrams"), bool(record.get("jieba")))
+        bigram_pairs = record.get("bigrams")
+        if isinstance(bigram_pairs, list):  # students saved before 2026-11-26 list their bigrams
+            bigram_pairs = "".join(bigram_pairs)
+        return cls(record["chars"], bigram_pairs, bool(record.get("jieba")))

@@ -6,7 +6,6 @@ Imports numpy, onnxruntime, safetensors and this project's ``data`` and ``distil
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from data import allowed_transitions
-from distill.artifacts import WEIGHTS, read_config
+from distill.artifacts import WEIGHTS, read_config, sha256_file
 from distill.errors import DistillError
 from distill.viterbi import Viterbi, transition_penalties
 
@@ -68,13 +67,14 @@ class OnnxStudent:
                 raise DistillError(f"{onnx_dir} has no INT8 export (it predates them): run distill export {directory}")
             graph = meta["int8"]
             model_path = onnx_dir / graph["file"]
-        data = model_path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != graph["sha256"]:
+        if sha256_file(model_path) != graph["sha256"]:
             raise DistillError(f"{model_path} does not match the checksum in {meta_path}: export again")
         if meta["weights_sha256"] != self.config["weights_sha256"]:
             raise DistillError(f"{model_path} was exported from other weights than {directory}'s: export again")
         self.labels = list(self.config["labels"])
         self.featurizer = Featurizer.from_config(self.config["features"])
+        # Older students list their bigrams (~80 bytes an entry held in memory): keep the compact form.
+        self.config["features"] = self.featurizer.to_config()
         self.inputs = list(meta["inputs"])
         options = onnxruntime.SessionOptions()
         # Memory patterns pre-plan one buffer per input shape; with a new shape every batch they
@@ -82,7 +82,7 @@ class OnnxStudent:
         options.enable_mem_pattern = False
         options.intra_op_num_threads = intra_op_threads
         self.workers = max(1, (threads or usable_cores()) // intra_op_threads)
-        self.session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         with safe_open(str(directory / WEIGHTS), "np") as weights:
             scores = [
                 weights.get_tensor(f"crf.{name}") for name in ("start_transitions", "transitions", "end_transitions")

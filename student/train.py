@@ -175,7 +175,8 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         if teacher_dir is None:
             raise DistillError("--teacher-init needs a cache (it names the teacher whose embeddings to use)")
         teacher_chars = read_model_dir(teacher_dir, verify=False)[0]["char_vocab"]["char_to_id"]
-        featurizer = Featurizer(sorted(set(featurizer.chars) | set(teacher_chars)), featurizer.bigram_list, cfg.jieba)
+        every_char = "".join(sorted(set(featurizer.chars) | set(teacher_chars)))
+        featurizer = Featurizer(every_char, featurizer.bigram_pairs, cfg.jieba)
     arch = Architecture(cfg.embedding_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.bigram_dim, cfg.word_dim)
     net = BiLstmCrf(arch, featurizer.num_chars, featurizer.num_bigrams, cfg.jieba, labels)
     init_note = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -182,6 +183,22 @@ def test_onnx_student_tags_batches_on_threads_in_order(student_dir):
     expected = [one_core.predict([text])[0] for text in texts]
     assert one_core.predict(texts, batch_size=8) == expected
     assert two_cores.predict(texts, batch_size=8) == expected
+
+
+def test_batches_in_flight_share_one_character_budget():
+    from distill.predict import MAX_BATCH_CHARS, tag_in_batches
+
+    texts = ["字" * 30] * 400
+
+    def tag_ids(batch: list[str], padded: list[int]) -> list[list[int]]:
+        padded.append(len(batch) * max(map(len, batch)))  # padded characters of the batch
+        return [[0] * len(text) for text in batch]
+
+    for workers in (1, 2):
+        padded: list[int] = []
+        assert tag_in_batches(functools.partial(tag_ids, padded=padded), texts, 256, workers) == [[0] * 30] * 400
+        assert max(padded) <= MAX_BATCH_CHARS // workers
+        assert max(padded) > MAX_BATCH_CHARS // 2 - 30 * 2  # batches fill their share
 
 
 def test_stale_or_missing_onnx_export_is_refused(student_dir, tmp_path):

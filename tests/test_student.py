@@ -125,23 +125,27 @@ def test_features():
     assert bigrams("北京") == ["北京", "京\x03"]
     assert word_positions("我爱北京天安门") == [4, 4, 1, 3, 1, 2, 3]
     featurizer = Featurizer.build(["ab", "ba", "abc"], use_bigrams=True, min_bigram_count=2)
-    assert featurizer.bigram_list == ["ab"]
+    assert featurizer.bigram_pairs == "ab" and featurizer.num_bigrams == 3
     encoded = featurizer.encode(["ab", "zzz"])
     assert encoded["chars"].tolist() == [[2, 3, 0], [1, 1, 1]] and encoded["lengths"].tolist() == [2, 3]
     assert Featurizer.from_config(featurizer.to_config()).encode(["ab"])["bigrams"].tolist() == [[2, 1]]
+    # Students saved before the vocabulary became one string list their bigrams.
+    older = Featurizer.from_config({"chars": "abc", "bigrams": ["ab", "c\x03"], "jieba": False})
+    assert older.encode(["abc"])["bigrams"].tolist() == [[2, 1, 3]]
 
 
 def test_vectorised_encoding_equals_lookups_one_character_at_a_time():
     corpus = ["张三在北京工作。", "😀 李四 abc", "北京北京", "x"]
     featurizer = Featurizer.build(corpus, use_bigrams=True, min_bigram_count=1)
     chars = {c: i + 2 for i, c in enumerate(featurizer.chars)}
-    pairs = {b: i + 2 for i, b in enumerate(featurizer.bigram_list)}
+    vocabulary = featurizer.bigram_pairs
+    pairs = {vocabulary[i : i + 2]: i // 2 + 2 for i in range(0, len(vocabulary), 2)}
     texts = ["北京😀李四", "z", "张三 在上海", "京\x03北"]
     encoded = featurizer.encode(texts)
     for row, text in enumerate(texts):
         assert encoded["chars"][row].tolist() == [chars.get(c, 1) for c in text] + [0] * (6 - len(text))
         assert encoded["bigrams"][row].tolist() == [pairs.get(b, 1) for b in bigrams(text)] + [0] * (6 - len(text))
-    empty = Featurizer([], [], False).encode(["北京"])
+    empty = Featurizer("", "", False).encode(["北京"])
     assert empty["chars"].tolist() == [[1, 1]] and empty["bigrams"].tolist() == [[1, 1]]
 
 
