@@ -4,8 +4,10 @@ One loop over time, none over the batch, and batched back-tracking. The batch is
 axis (``[K_prev, K_next, B]``), so each step's maximum runs over the outermost axis, which numpy
 reduces with contiguous element-wise maxima, many times faster than a reduction over a small
 inner axis; the transitions are laid out along the batch once per call, so a step's sum is a
-plain element-wise add too. Each step keeps its best scores (``[T, K, B]``, a K-th of all
-candidates), and back-tracking rescores only the chosen tag's candidates.
+plain element-wise add too. Where a tag scheme forbids many moves (``-inf`` transitions: under
+BIOES over 8 types no tag has more than 17 of 33 possible previous tags), a step scores only
+each tag's allowed previous tags. Each step keeps its best scores (``[T, K, B]``, a K-th
+of all candidates), and back-tracking rescores only the chosen tag's candidates.
 
 Scores are summed in pytorch-crf's order, ``(score + transition) + emission`` in float32, so the
 paths equal its ``decode`` to the last bit, near-ties included: a step adds the emission after
@@ -16,8 +18,13 @@ Importing this module imports numpy only: a deployment without torch decodes wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
+SPARSE_BELOW = 0.6
+"""Steps score only the allowed moves when no tag has more than this share of the K tags before
+it (gathering the candidates costs more than adding them in place)."""
 MAX_SCORES = 1 << 20
 """Floats per array of a call (4 MiB: the best scores ``[T, K, B]``, the candidates ``[K, K, B]``);
 larger batches are decoded in slices, so a serving process stays small whatever batch it is given."""
@@ -50,6 +57,18 @@ class Viterbi:
         num_tags = self.transitions.shape[0]
         if self.transitions.shape != (num_tags, num_tags) or self.start.shape != self.end.shape != (num_tags,):
             raise ValueError(f"scores must be [K], [K, K], [K]; got {self.start.shape}, {self.transitions.shape}")
+        # Each tag's allowed previous tags, the last repeated to a common width (a repeat leaves a
+        # maximum as it is); a tag that no move reaches keeps one move, at -inf, as in the dense sum.
+        allowed = np.isfinite(self.transitions)  # [K, K]
+        counts = allowed.sum(axis=0)  # [K]: moves into each tag
+        width = max(1, int(counts.max()))
+        tags = np.arange(num_tags)
+        sources = np.argsort(~allowed, axis=0, kind="stable")[:width]  # [W, K]: allowed rows first
+        last = sources[np.maximum(counts - 1, 0), tags]  # [K]
+        sources = np.where(np.arange(width)[:, None] < counts[None, :], sources, last[None, :])
+        self.sparse = width < SPARSE_BELOW * num_tags
+        self.move_sources = sources  # [W, K]: the i-th allowed previous tag of tag j
+        self.move_scores = self.transitions[sources, tags[None, :]]  # [W, K]
 
     @property
     def num_tags(self) -> int:
@@ -89,13 +108,11 @@ class Viterbi:
         em = np.ascontiguousarray(emissions.transpose(1, 2, 0))  # [T, K, B]
         active = np.arange(1, steps)[:, None] < lengths[None, :]  # [T-1, B]: step t+1 is a real character
         ragged = ~active.all(axis=1)  # [T-1]: some sentence has ended before step t+1
-        moves = np.repeat(self.transitions[:, :, None], batch, axis=2)  # [K, K, B]
-        candidates = np.empty_like(moves)  # [K, K, B]: score of tag i at t, then tag j at t+1
+        best_next = self._best_next_sparse(batch) if self.sparse else self._best_next_dense(batch)
         scores = np.empty((steps, num_tags, batch), dtype=np.float32)  # [T, K, B]: best score ending in each tag
         np.add(self.start[:, None], em[0], out=scores[0])
         for t in range(steps - 1):
-            np.add(scores[t][:, None, :], moves, out=candidates)
-            best = candidates.max(axis=0)  # [K, B]
+            best = best_next(scores[t])  # [K, B]
             best += em[t + 1]
             # Past a sentence's end its score stays put.
             scores[t + 1] = np.where(active[t], best, scores[t]) if ragged[t] else best
@@ -110,6 +127,29 @@ class Viterbi:
             tags = np.where(active[t], came_from, tags) if ragged[t] else came_from
             paths[t] = tags
         return [paths[: int(n), b].tolist() for b, n in enumerate(lengths)]
+
+    def _best_next_dense(self, batch: int) -> Callable[[np.ndarray], np.ndarray]:
+        """[K, B] scores of the tags at t -> [K, B] best score of reaching each tag at t+1."""
+        moves = np.repeat(self.transitions[:, :, None], batch, axis=2)  # [K, K, B]
+        candidates = np.empty_like(moves)  # [K, K, B]: score of tag i at t, then tag j at t+1
+
+        def best_next(scores: np.ndarray) -> np.ndarray:
+            np.add(scores[:, None, :], moves, out=candidates)
+            return candidates.max(axis=0)
+
+        return best_next
+
+    def _best_next_sparse(self, batch: int) -> Callable[[np.ndarray], np.ndarray]:
+        """As :meth:`_best_next_dense`, over each tag's allowed previous tags only."""
+        moves = np.repeat(self.move_scores[:, :, None], batch, axis=2)  # [W, K, B]
+        candidates = np.empty_like(moves)  # [W, K, B]: score of tag j's i-th allowed previous tag, then the move
+
+        def best_next(scores: np.ndarray) -> np.ndarray:
+            np.take(scores, self.move_sources, axis=0, out=candidates)
+            np.add(candidates, moves, out=candidates)
+            return candidates.max(axis=0)
+
+        return best_next
 
     def _decode_one(self, emissions: np.ndarray) -> list[int]:
         """The batch-of-one case, where per-call overhead is everything: plain 2-D arrays."""

@@ -156,6 +156,23 @@ def test_a_tag_that_no_move_reaches_is_never_decoded_after_the_first_character()
     assert decoder.decode(emissions, np.array([4, 1])) == [[2, 0, 0, 0], [2]]
 
 
+def test_decoding_only_the_allowed_moves_equals_the_dense_decode():
+    rng = np.random.default_rng(5)
+    transitions = rng.normal(size=(12, 12)).astype(np.float32)
+    transitions[rng.random((12, 12)) < 0.7] = -np.inf
+    transitions[:, 4] = -np.inf  # no move reaches tag 4
+    start, end = rng.normal(size=12).astype(np.float32), rng.normal(size=12).astype(np.float32)
+    start[4] = 50.0
+    sparse, dense = Viterbi(start, transitions, end), Viterbi(start, transitions, end)
+    dense.sparse = False
+    assert sparse.sparse
+    emissions = rng.normal(size=(40, 9, 12)).astype(np.float32)
+    lengths = rng.integers(1, 10, 40)
+    paths = sparse.decode(emissions, lengths)
+    assert paths == dense.decode(emissions, lengths)
+    assert all(path[0] == 4 and 4 not in path[1:] for path in paths)
+
+
 def test_marginals_sum_to_one_are_masked_and_differentiable():
     crf = make_crf(6, 1)
     emissions, mask = ragged(5, 9, 6, 2)
