@@ -10,11 +10,18 @@ counts here equal seqeval's on any input, however malformed.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+import numpy as np
+
 SCHEMES = ("bio", "bioes", "bmes")
+_O, _B, _I, _E, _S = range(5)  # prefix codes: indices into "OBIES"
+VECTORISED_FROM = 256
+"""Tags in a batch from which :class:`SpanReader` reads with arrays: below it, a loop in Python
+costs less than the array operations' overhead (a sentence of 25 tags: 3 against 40 us)."""
 _INSIDE = {"bio": "I", "bioes": "I", "bmes": "M"}
 
 
@@ -45,14 +52,46 @@ def tags_to_spans(tags: Sequence[str]) -> list[Span]:
 
 
 class SpanReader:
-    """Spans from label indices, with the labels parsed once: the fast path of prediction."""
+    """Spans of many tag paths at once, from label indices: the fast path of prediction.
+
+    Reads as :func:`tags_to_spans` does, in a few array operations over the whole batch. Under
+    conlleval's rules a chunk is open exactly where the tag is not ``O``, so where chunks start
+    and end depends on each tag and the one before it only.
+    """
 
     def __init__(self, labels: Sequence[str]) -> None:
         self.parsed = [split_tag(label) for label in labels]
+        self.types = sorted({type_ for _, type_ in self.parsed})
+        self.prefix = np.array(["OBIES".index(prefix) for prefix, _ in self.parsed], dtype=np.int8)  # [K]
+        self.type = np.array([self.types.index(type_) for _, type_ in self.parsed], dtype=np.int32)  # [K]
 
-    def spans(self, ids: Sequence[int]) -> list[Span]:
-        parsed = self.parsed
-        return _chunk([parsed[i] for i in ids])
+    def spans_of(self, paths: Sequence[Sequence[int]]) -> list[list[Span]]:
+        """The spans of each path of label indices."""
+        lengths = np.fromiter(map(len, paths), dtype=np.int64, count=len(paths))
+        if lengths.sum() < VECTORISED_FROM:
+            return [_chunk([self.parsed[i] for i in path]) for path in paths]
+        ids = np.fromiter(itertools.chain.from_iterable(paths), dtype=np.int64, count=int(lengths.sum()))
+        offsets = np.concatenate([[0], np.cumsum(lengths)])  # [B + 1]
+        prefix, type_ = self.prefix[ids], self.type[ids]  # [N] each: the paths joined
+        first = np.zeros(len(ids), dtype=bool)  # [N]: a path's first tag, which follows an O
+        first[offsets[:-1][lengths > 0]] = True
+        prev_prefix = np.where(first, _O, np.roll(prefix, 1))
+        changed = first | (np.roll(type_, 1) != type_)
+        inside, prev_inside = prefix != _O, prev_prefix != _O
+        begins = (prefix == _B) | (prefix == _S)
+        starts = inside & (begins | ~prev_inside | (prev_prefix == _E) | (prev_prefix == _S) | changed)
+        ends = prev_inside & ~first & ((prev_prefix == _E) | (prev_prefix == _S) | begins | ~inside | changed)
+        last = offsets[1:][lengths > 0] - 1  # [B']: a path's last tag, after which its chunk ends
+        start_at = np.flatnonzero(starts)  # [S]
+        end_at = np.sort(np.concatenate([np.flatnonzero(ends), last[inside[last]] + 1]))  # [S]
+        path_of = np.searchsorted(offsets, start_at, side="right") - 1  # [S]
+        spans: list[list[Span]] = [[] for _ in paths]
+        for path, start, end, type_id in zip(
+            path_of.tolist(), start_at.tolist(), end_at.tolist(), type_[start_at].tolist()
+        ):
+            base = int(offsets[path])
+            spans[path].append(Span(self.types[type_id], start - base, end - base))
+        return spans
 
 
 def _chunk(parsed: Sequence[tuple[str, str]]) -> list[Span]:

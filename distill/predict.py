@@ -98,9 +98,8 @@ def predict_entities(
         pieces.extend((i, start, text[start:end]) for start, end in split_sentences(text, max_len))
     tagged = tag_in_batches(tag_ids, [p[2] for p in pieces], batch_size, workers)
     entities: list[list[Entity]] = [[] for _ in texts]
-    reader = _span_reader(tuple(labels))
-    for (i, offset, _), ids in zip(pieces, tagged):
-        for span in reader.spans(ids):
+    for (i, offset, _), spans in zip(pieces, _span_reader(tuple(labels)).spans_of(tagged)):
+        for span in spans:
             start, end = offset + span.start, offset + span.end
             entities[i].append(Entity(span.type, texts[i][start:end], start, end))
     return entities

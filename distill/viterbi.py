@@ -152,20 +152,24 @@ class Viterbi:
         return best_next
 
     def _decode_one(self, emissions: np.ndarray) -> list[int]:
-        """The batch-of-one case, where per-call overhead is everything: plain 2-D arrays."""
+        """The batch-of-one case, where per-call overhead is everything: plain 2-D arrays, every
+        step's three operations writing into arrays made once (as in the batch, the emission is
+        added after the maximum and back in when back-tracking)."""
         steps, num_tags = emissions.shape
-        start, transitions, end = self.start, self.transitions, self.end
-        score = start + emissions[0]
-        candidates = np.empty((max(steps - 1, 0), num_tags, num_tags), dtype=np.float32)
+        add, reduce_max = np.add, np.maximum.reduce
+        column = np.empty((num_tags, 1), dtype=np.float32)  # [K, 1]: best score ending in each tag
+        score = column[:, 0]  # [K]: the same memory
+        add(self.start, emissions[0], out=score)
+        candidates = np.empty((max(steps - 1, 0), num_tags, num_tags), dtype=np.float32)  # [T-1, K, K]
         for t in range(steps - 1):
             cand = candidates[t]
-            np.add(score[:, None], transitions, out=cand)
-            np.add(cand, emissions[t + 1], out=cand)
-            score = cand.max(axis=0)
-        tag = int((score + end).argmax())
+            add(column, self.transitions, out=cand)
+            reduce_max(cand, axis=0, out=score)
+            add(score, emissions[t + 1], out=score)
+        tag = int((score + self.end).argmax())
         path = [tag]
         for t in range(steps - 2, -1, -1):
-            tag = int(candidates[t][:, tag].argmax())
+            tag = int((candidates[t][:, tag] + emissions[t + 1, tag]).argmax())
             path.append(tag)
         path.reverse()
         return path

@@ -145,6 +145,10 @@ def test_decode_breaks_exact_ties_as_pytorch_crf_does(backend):
     mask[0] = True
     assert crf.decode(emissions, mask, backend=backend) == constrained_reference(crf, emissions, mask)
     assert crf.decode(emissions, mask, constrained=False, backend=backend) == torchcrf.CRF.decode(crf, emissions, mask)
+    for one in range(8):  # a batch of one takes its own path
+        piece = slice(one, one + 1)
+        expected = torchcrf.CRF.decode(crf, emissions[piece], mask[piece])
+        assert crf.decode(emissions[piece], mask[piece], constrained=False, backend=backend) == expected
 
 
 def test_a_tag_that_no_move_reaches_is_never_decoded_after_the_first_character():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import unittest.mock
 
 import pytest
 from hypothesis import given, settings
@@ -39,7 +40,18 @@ def test_spans_equal_seqeval_entities_on_any_sequence(tags):
     seqeval_tags = ["{}-{}".format(*split_tag(t)) if t != "O" else "O" for t in tags]
     expected = [Span(t, s, e + 1) for t, s, e in get_entities(seqeval_tags)]
     assert tags_to_spans(tags) == expected
-    assert SpanReader(RAW_TAGS).spans([RAW_TAGS.index(t) for t in tags]) == expected
+    for vectorised_from in (0, 10**9):
+        with unittest.mock.patch("data.schemes.VECTORISED_FROM", vectorised_from):
+            assert SpanReader(RAW_TAGS).spans_of([[RAW_TAGS.index(t) for t in tags]]) == [expected]
+
+
+@pytest.mark.parametrize("vectorised_from", [0, 10**9])  # arrays always, the loop always
+@given(batch=st.lists(st.lists(st.sampled_from(RAW_TAGS), max_size=8), max_size=6))
+def test_span_reader_reads_each_path_of_a_batch_on_its_own(vectorised_from, batch):
+    reader = SpanReader(RAW_TAGS)
+    with unittest.mock.patch("data.schemes.VECTORISED_FROM", vectorised_from):
+        spans = reader.spans_of([[RAW_TAGS.index(t) for t in tags] for tags in batch])
+    assert spans == [tags_to_spans(t) for t in batch]
 
 
 @st.composite
