@@ -1,8 +1,8 @@
 """The student: character embedding (+ optional bigram and word-position embeddings) -> BiLSTM ->
 dropout -> linear to the teacher's tags -> the shared CRF.
 
-The backward direction reads each sentence reversed within its own length (a gather, not
-packing), so padding never leaks into real positions and the same graph exports to ONNX.
+The backward direction reads each sentence reversed within its own length (``lstm_pair``), so
+padding never leaks into real positions; an ONNX export makes each layer one bidirectional node.
 :class:`Student` bundles the network with its featurizer and labels, and saves or loads a
 student directory (``config.json`` + ``model.safetensors``).
 """
@@ -22,6 +22,7 @@ from distill.crf import CRF
 from distill.errors import DistillError
 
 from .features import Featurizer
+from .lstm_pair import lstm_pair
 
 KIND = "student"
 
@@ -35,12 +36,6 @@ class Architecture:
     dropout: float = 0.3
     bigram_dim: int = 64
     word_dim: int = 16
-
-
-def reverse_index(lengths: torch.Tensor, steps: int) -> torch.Tensor:
-    """[B, T]: position t of each sentence reversed within its length; padding stays in place."""
-    t = torch.arange(steps, device=lengths.device)[None, :]
-    return torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)
 
 
 class BiLstmCrf(nn.Module):
@@ -79,15 +74,8 @@ class BiLstmCrf(nn.Module):
         if self.words is not None:
             parts.append(self.words(words))
         x = self.dropout(torch.cat(parts, dim=-1))  # [B, T, E]
-        flip = reverse_index(lengths, chars.shape[1])[..., None]  # [B, T, 1]
-        # Explicit zero states sized from the input, so an ONNX export takes any batch size.
-        zeros = x.new_zeros(1, x.shape[0], self.arch.hidden)
         for fwd, bwd in zip(self.forward_layers, self.backward_layers):
-            ahead, _ = fwd(x, (zeros, zeros))
-            reversed_x = x.gather(1, flip.expand(-1, -1, x.shape[-1]))
-            back, _ = bwd(reversed_x, (zeros, zeros))
-            back = back.gather(1, flip.expand(-1, -1, back.shape[-1]))
-            x = self.dropout(torch.cat([ahead, back], dim=-1))  # [B, T, 2H]
+            x = self.dropout(lstm_pair(fwd, bwd, x, lengths))  # [B, T, 2H]
         return self.classifier(x)
 
 

@@ -16,7 +16,8 @@ from distill.crf import CRF
 from distill.errors import DistillError
 from student.features import Featurizer, bigrams, word_positions
 from student.losses import emission_kd, hard_nll, marginal_kd, mixed_loss
-from student.model import Architecture, BiLstmCrf, Student, reverse_index
+from student.lstm_pair import reverse_index
+from student.model import Architecture, BiLstmCrf, Student
 from student.train import StudentTrainConfig, train_student
 
 TINY = {"epochs": 4, "hidden": 16, "embedding_dim": 16, "batch_size": 8, "patience": 4}
@@ -119,6 +120,30 @@ def test_padding_never_changes_a_sentences_emissions():
     alone, _ = student.emissions(["李四"])
     padded, _ = student.emissions(["张三在北京", "李四"])
     torch.testing.assert_close(padded[1, :2], alone[0])
+
+
+def test_onnx_export_makes_each_layer_two_lstm_nodes_reading_within_lengths(tmp_path):
+    import onnx
+
+    from student.export import export_onnx
+    from student.onnx_runtime import OnnxStudent
+
+    torch.manual_seed(1)
+    labels = ["O", "B-X", "I-X"]
+    corpus = ["张三在北京工作", "李四去上海"]
+    featurizer = Featurizer.build(corpus, use_bigrams=True, use_jieba=True, min_bigram_count=1)
+    net = BiLstmCrf(Architecture(8, 6, 2, 0.0, 4, 3), featurizer.num_chars, featurizer.num_bigrams, True, labels)
+    student = Student(net.eval(), featurizer, labels, {})
+    student.save(tmp_path)
+    export_onnx(tmp_path)  # refuses a graph whose emissions differ from PyTorch's on ragged input
+    for name in ("model.onnx", "model-int8.onnx"):
+        ops = [node.op_type for node in onnx.load(tmp_path / name).graph.node]
+        assert sum(op in ("LSTM", "DynamicQuantizeLSTM") for op in ops) == 4 and "GatherElements" not in ops
+    texts = ["张三在北京工作", "李四", "王五去上海和北京出差了"]
+    emissions, _ = student.emissions(texts)
+    onnx_emissions, lengths = OnnxStudent(tmp_path).emissions(texts)
+    for row, length in enumerate(lengths):
+        torch.testing.assert_close(torch.from_numpy(onnx_emissions[row, :length]), emissions[row, :length])
 
 
 def test_features():
