@@ -108,14 +108,16 @@ class Viterbi:
         em = np.ascontiguousarray(emissions.transpose(1, 2, 0))  # [T, K, B]
         active = np.arange(1, steps)[:, None] < lengths[None, :]  # [T-1, B]: step t+1 is a real character
         ragged = ~active.all(axis=1)  # [T-1]: some sentence has ended before step t+1
-        best_next = self._best_next_sparse(batch) if self.sparse else self._best_next_dense(batch)
+        best_into = self._best_into_sparse(batch) if self.sparse else self._best_into_dense(batch)
+        ended = ~active  # [T-1, B]
+        add, copyto = np.add, np.copyto
         scores = np.empty((steps, num_tags, batch), dtype=np.float32)  # [T, K, B]: best score ending in each tag
-        np.add(self.start[:, None], em[0], out=scores[0])
+        add(self.start[:, None], em[0], out=scores[0])
         for t in range(steps - 1):
-            best = best_next(scores[t])  # [K, B]
-            best += em[t + 1]
-            # Past a sentence's end its score stays put.
-            scores[t + 1] = np.where(active[t], best, scores[t]) if ragged[t] else best
+            best_into(scores[t], scores[t + 1])
+            add(scores[t + 1], em[t + 1], out=scores[t + 1])
+            if ragged[t]:  # past a sentence's end its score stays put
+                copyto(scores[t + 1], scores[t], where=ended[t])
         tags = (scores[-1] + self.end[:, None]).argmax(axis=0)  # [B]
         paths = np.empty((steps, batch), dtype=np.int64)
         paths[-1] = tags
@@ -128,28 +130,31 @@ class Viterbi:
             paths[t] = tags
         return [paths[: int(n), b].tolist() for b, n in enumerate(lengths)]
 
-    def _best_next_dense(self, batch: int) -> Callable[[np.ndarray], np.ndarray]:
-        """[K, B] scores of the tags at t -> [K, B] best score of reaching each tag at t+1."""
+    def _best_into_dense(self, batch: int) -> Callable[[np.ndarray, np.ndarray], None]:
+        """A step: [K, B] scores of the tags at t -> [K, B] best score of reaching each tag at t+1,
+        written into the second array (every operation into arrays made once per call)."""
         moves = np.repeat(self.transitions[:, :, None], batch, axis=2)  # [K, K, B]
         candidates = np.empty_like(moves)  # [K, K, B]: score of tag i at t, then tag j at t+1
+        add, reduce_max = np.add, np.maximum.reduce
 
-        def best_next(scores: np.ndarray) -> np.ndarray:
-            np.add(scores[:, None, :], moves, out=candidates)
-            return candidates.max(axis=0)
+        def best_into(scores: np.ndarray, out: np.ndarray) -> None:
+            add(scores[:, None, :], moves, out=candidates)
+            reduce_max(candidates, axis=0, out=out)
 
-        return best_next
+        return best_into
 
-    def _best_next_sparse(self, batch: int) -> Callable[[np.ndarray], np.ndarray]:
-        """As :meth:`_best_next_dense`, over each tag's allowed previous tags only."""
+    def _best_into_sparse(self, batch: int) -> Callable[[np.ndarray, np.ndarray], None]:
+        """As :meth:`_best_into_dense`, over each tag's allowed previous tags only."""
         moves = np.repeat(self.move_scores[:, :, None], batch, axis=2)  # [W, K, B]
         candidates = np.empty_like(moves)  # [W, K, B]: score of tag j's i-th allowed previous tag, then the move
+        sources, add, reduce_max = self.move_sources, np.add, np.maximum.reduce
 
-        def best_next(scores: np.ndarray) -> np.ndarray:
-            np.take(scores, self.move_sources, axis=0, out=candidates)
-            np.add(candidates, moves, out=candidates)
-            return candidates.max(axis=0)
+        def best_into(scores: np.ndarray, out: np.ndarray) -> None:
+            scores.take(sources, axis=0, out=candidates)
+            add(candidates, moves, out=candidates)
+            reduce_max(candidates, axis=0, out=out)
 
-        return best_next
+        return best_into
 
     def _decode_one(self, emissions: np.ndarray) -> list[int]:
         """The batch-of-one case, where per-call overhead is everything: plain 2-D arrays, every
