@@ -120,9 +120,10 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
             from student.export import export_onnx
             from student.onnx_runtime import ONNX_FILE, ONNX_INT8_FILE
 
-            onnx_dir = onnx_dirs.setdefault(name, cfg.out / "onnx" / name)
-            if not (onnx_dir / ONNX_INT8_FILE).exists():
-                export_onnx(model_dir, onnx_dir)
+            if name not in onnx_dirs:  # exported afresh by each run: an earlier run's may be an older exporter's
+                onnx_dirs[name] = cfg.out / "onnx" / name
+                export_onnx(model_dir, onnx_dirs[name])
+            onnx_dir = onnx_dirs[name]
             graph = onnx_dir / (ONNX_INT8_FILE if runtime == "onnx-int8" else ONNX_FILE)
             record["size"]["bytes_on_disk"] = graph.stat().st_size + (model_dir / CONFIG).stat().st_size
         if runtime == "int8":
