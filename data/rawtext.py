@@ -17,8 +17,12 @@ from .report import ReadReport
 from .sentence import Sentence
 
 SENTENCE_ENDS = "。！？；"
-_SENTENCE = re.compile(f"[^{SENTENCE_ENDS}]*(?:[{SENTENCE_ENDS}]+[”’」』）》】〕\"']*)?")
+_CLOSERS = "”’」』）》】〕\"'"  # a closing quote or bracket stays with the sentence it ends
+_SENTENCE = re.compile(f"[^{SENTENCE_ENDS}]*(?:[{SENTENCE_ENDS}]+[{_CLOSERS}]*)?")
 SOFT_BREAKS = frozenset("，、：,: \u3000")
+_ONE_SENTENCE = re.compile(f"[^\\s{SENTENCE_ENDS}][^\n{SENTENCE_ENDS}]*(?:[{SENTENCE_ENDS}]+[{_CLOSERS}]*)?(?<!\\s)")
+"""A text that is one sentence already: no sentence end but at its end, no newline, no whitespace
+at either end."""
 _PD_TOKEN = re.compile(r"^(.+)/([A-Za-z]{1,6})$")
 
 
@@ -31,6 +35,12 @@ def split_sentences(text: str, max_len: int | None = None) -> list[tuple[int, in
     """
     if max_len is not None and max_len < 1:
         raise ValueError(f"max_len must be positive, got {max_len}")
+    if (max_len is None or len(text) <= max_len) and _ONE_SENTENCE.fullmatch(text):
+        return [(0, len(text))]  # the common case, at a fifth of the cost
+    return _split(text, max_len)
+
+
+def _split(text: str, max_len: int | None) -> list[tuple[int, int]]:
     pieces: list[tuple[int, int]] = []
     line_start = 0
     for line in text.split("\n"):

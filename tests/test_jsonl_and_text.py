@@ -93,6 +93,13 @@ def test_split_sentences_loses_nothing_but_whitespace(text, max_len):
         assert all(e - s <= max_len for s, e in pieces)
 
 
+@given(st.text(alphabet="ab 。；”」\n\t\r\u3000\x1c\u2028，", max_size=30), st.one_of(st.none(), st.integers(1, 12)))
+def test_one_sentence_shortcut_splits_as_the_general_path(text, max_len):
+    from data.rawtext import _split
+
+    assert split_sentences(text, max_len) == _split(text, max_len)
+
+
 def test_raw_text_with_offsets(write):
     path = write("raw.txt", "第一句。第二句！\n\n   \n单独一行\n")
     report = ReadReport(str(path))
