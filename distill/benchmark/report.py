@@ -167,32 +167,62 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+VARIANT_MARKERS = {"torch": "o", "int8": "v", "bf16": "^", "onnx": "D", "onnx-int8": "*"}
+
+
 def pareto_png(report: dict, path: Path) -> None:
+    """F1 against batch-1 latency: a colour per model, a marker per variant (hollow on CUDA), and
+    names written beside the points of the front only (the fastest run at each level of F1), so
+    that a crowded plot stays readable; the legend names every model and variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+    from matplotlib.lines import Line2D
 
-    ok = _ok(report["runs"])
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for i, run in enumerate(sorted(ok, key=lambda r: r["latency_ms"]["p50"])):
-        x, y = run["latency_ms"]["p50"], run["accuracy"]["overall"]["f1"] * 100
-        marker = "s" if run["kind"] == "teacher" else "o"
-        ax.scatter([x], [y], marker=marker, s=40)
-        # Alternate label offsets so neighbours with similar F1 stay readable.
-        ax.annotate(_label(run), (x, y), textcoords="offset points", xytext=(5, 6 if i % 2 else -11), fontsize=7)
+    ok = sorted(_ok(report["runs"]), key=lambda r: r["latency_ms"]["p50"])
+    models = list(dict.fromkeys(run["model"] for run in ok))
+    colours = {model: plt.get_cmap("tab10")(i % 10) for i, model in enumerate(models)}
+    variants = list(dict.fromkeys(run["variant"] for run in ok))
+
+    def point(run: dict) -> tuple[float, float]:
+        return run["latency_ms"]["p50"], run["accuracy"]["overall"]["f1"] * 100
+
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for run in ok:
+        colour = colours[run["model"]]
+        hollow = run["device"].startswith("cuda")
+        ax.scatter(
+            *point(run),
+            marker=VARIANT_MARKERS.get(run["variant"], "o"),
+            s=60 if run["variant"] == "onnx-int8" else 40,
+            facecolors="none" if hollow else [colour],
+            edgecolors=[colour],
+        )
     front = []
-    for run in sorted(ok, key=lambda r: r["latency_ms"]["p50"]):
-        if not front or run["accuracy"]["overall"]["f1"] > front[-1]["accuracy"]["overall"]["f1"]:
+    for run in ok:
+        if not front or point(run)[1] > point(front[-1])[1]:
             front.append(run)
     if len(front) > 1:
-        ax.plot(
-            [r["latency_ms"]["p50"] for r in front],
-            [r["accuracy"]["overall"]["f1"] * 100 for r in front],
-            "k--",
-            lw=0.8,
+        ax.plot(*zip(*(point(r) for r in front)), "k--", lw=0.8)
+    for run in front:
+        # Below each point, clear of the front's line (it rises to the right); the slowest point's
+        # label runs leftwards, inside the axes.
+        last = run is front[-1] and len(front) > 1
+        ax.annotate(
+            _label(run),
+            point(run),
+            textcoords="offset points",
+            xytext=(-6 if last else 6, -12),
+            ha="right" if last else "left",
+            fontsize=7,
         )
+    handles = [Line2D([], [], marker="s", ls="", color=colours[m], label=m) for m in models]
+    handles += [Line2D([], [], marker=VARIANT_MARKERS.get(v, "o"), ls="", color="0.4", label=v) for v in variants]
+    if any(run["device"].startswith("cuda") for run in ok):
+        handles.append(Line2D([], [], marker="o", ls="", markerfacecolor="none", color="0.4", label="on CUDA"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("batch-1 latency, p50 (ms, log scale)")
