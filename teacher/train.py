@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
 from data import bucket_batches, convert_tags, default_unlabeled_path, label_set, load_dataset, read_file
 from data.schemes import tags_to_spans
-from distill.artifacts import read_config
+from distill.artifacts import fingerprint, read_config
 from distill.checkpoint import RUN_STARTS, Checkpointer, Progress, start_run
 from distill.errors import DistillError
 from distill.training import (
@@ -32,7 +34,7 @@ from distill.training import (
 )
 
 from .backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
-from .charmap import build_char_vocab, prune_input_embeddings
+from .charmap import CharVocab, build_char_vocab, prune_input_embeddings
 from .model import BertCrf, Teacher, autocast, use_bf16
 from .windows import make_window_batch
 
@@ -64,6 +66,8 @@ class TeacherTrainConfig(RunSettings):
     """Train on the first N training sentences only (0 = all)."""
     precision: str = "auto"
     """Encoder arithmetic: auto (bf16 where native), bf16 or fp32 (see ``teacher.model.PRECISIONS``)."""
+    init_from: Path | None = None
+    """A teacher directory to train further instead of a new network on ``model``."""
 
 
 def _param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
@@ -88,9 +92,56 @@ def _vocab_texts(dataset, unlabeled: list[str]) -> list[str]:
     return texts
 
 
+Start = tuple[BertCrf, CharVocab, object, int, dict]
+"""Where training starts: (network, character vocabulary, tokenizer, window, origin for config.json)."""
+
+
+def _from_backbone(cfg: TeacherTrainConfig, texts: list[str], labels: list[str], say: Callable[[str], None]) -> Start:
+    """A new network on ``cfg.model``, its input embeddings pruned to the characters of ``texts``."""
+    from transformers import AutoModel, AutoTokenizer
+
+    backbone = resolve_backbone(cfg.model)
+    tokenizer = load_backbone(AutoTokenizer, backbone)
+    vocab, unknown = build_char_vocab(texts, tokenizer)
+    if unknown:
+        say(f"{sum(unknown.values())} characters ({len(unknown)} distinct) have no embedding and read as unknown")
+    encoder = load_backbone(AutoModel, backbone)
+    full_rows = encoder.get_input_embeddings().weight.shape[0]
+    prune_input_embeddings(encoder, vocab)
+    say(f"vocabulary pruned from {full_rows} to {len(vocab.backbone_ids)} embedding rows")
+    window = cfg.window or (encoder.config.max_position_embeddings - 2)
+    return BertCrf(encoder, len(labels), labels, cfg.dropout), vocab, tokenizer, window, {"backbone": cfg.model}
+
+
+def _from_teacher(cfg: TeacherTrainConfig, texts: list[str], labels: list[str], say: Callable[[str], None]) -> Start:
+    """The network of the teacher in ``cfg.init_from``, to train further (more epochs, or more data
+    with the same labels): its encoder, head, CRF, vocabulary and window. Characters of ``texts``
+    it has no row for read as unknown, as they do when it tags."""
+    from transformers import AutoTokenizer
+
+    if cfg.model != DEFAULT_BACKBONE:
+        raise DistillError("--init-from and --model both say where to start: give one (the teacher has its backbone)")
+    start = Teacher.load(cfg.init_from)
+    if start.labels != labels:
+        raise DistillError(
+            f"{cfg.init_from} tags {' '.join(start.labels)}; this data and --scheme need {' '.join(labels)}: "
+            "a teacher can only continue on its own label set"
+        )
+    unknown = start.vocab.unknown(texts)
+    if unknown:
+        say(f"{sum(unknown.values())} characters ({len(unknown)} distinct) are not in {cfg.init_from}'s vocabulary")
+    start.net.dropout.p = cfg.dropout
+    origin = {
+        "backbone": start.config["backbone"],
+        "initialised_from": {"path": str(cfg.init_from), "fingerprint": fingerprint(start.config)},
+    }
+    tokenizer = AutoTokenizer.from_pretrained(str(cfg.init_from))
+    return start.net.train(), start.vocab, tokenizer, cfg.window or start.window, origin
+
+
 def train_teacher(cfg: TeacherTrainConfig) -> dict:
     """Train, keep the best epoch in ``cfg.out``, and return its metrics."""
-    from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup
 
     procs = Processes.from_env()
     device = resolve_device(cfg.device)
@@ -117,22 +168,15 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
         raise DistillError(f"the training data of {dataset.name} has no entities to learn")
     labels = label_set(types, cfg.scheme)
 
-    backbone = resolve_backbone(cfg.model)
-    tokenizer = load_backbone(AutoTokenizer, backbone)
     unlabeled = cfg.unlabeled if cfg.unlabeled else ([str(default_unlabeled_path())] if cfg.data is None else [])
-    vocab, unknown = build_char_vocab(_vocab_texts(dataset, unlabeled), tokenizer)
-    if unknown:
-        say(f"{sum(unknown.values())} characters ({len(unknown)} distinct) have no embedding and read as unknown")
-    encoder = load_backbone(AutoModel, backbone)
-    full_rows = encoder.get_input_embeddings().weight.shape[0]
-    prune_input_embeddings(encoder, vocab)
-    say(f"vocabulary pruned from {full_rows} to {len(vocab.backbone_ids)} embedding rows")
-    window = cfg.window or (encoder.config.max_position_embeddings - 2)
-    net = BertCrf(encoder, len(labels), labels, cfg.dropout).to(device)
+    texts = _vocab_texts(dataset, unlabeled)
+    start = _from_teacher if cfg.init_from else _from_backbone
+    net, vocab, tokenizer, window, origin = start(cfg, texts, labels, say)
+    net = net.to(device)
     bf16 = use_bf16(cfg.precision, device)
     say(f"encoder arithmetic: {'bf16 autocast' if bf16 else 'float32'} on {device}")
     teacher = Teacher(
-        net, vocab, labels, window, min(cfg.overlap, window // 2), {"backbone": cfg.model, "dropout": cfg.dropout}, bf16
+        net, vocab, labels, window, min(cfg.overlap, window // 2), {**origin, "dropout": cfg.dropout}, bf16
     )
 
     label_index = {label: i for i, label in enumerate(labels)}

@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from distill.artifacts import fingerprint
 from distill.cache import load_cache, read_index
 from distill.cli import cli
 from distill.errors import DistillError
@@ -58,6 +59,33 @@ def test_loaded_teacher_tags_like_the_saved_one(workspace):
     emissions, _ = teacher.emissions(texts)
     torch.testing.assert_close(emissions, again.emissions(texts)[0])
     assert teacher.tag_ids(texts) == again.tag_ids(texts)
+
+
+def test_training_continues_from_a_saved_teacher(workspace, tmp_path):
+    start = Teacher.load(workspace["teacher"])
+    data = str(workspace["data"])
+    # No learning rate: what comes out is where it started, so it did start from the teacher.
+    still = {**FAST, "epochs": 1, "lr": 0.0, "head_lr": 0.0}
+    train_teacher(TeacherTrainConfig(out=tmp_path / "same", data=data, init_from=workspace["teacher"], **still))
+    same = Teacher.load(tmp_path / "same")
+    for name, value in start.net.state_dict().items():
+        torch.testing.assert_close(same.net.state_dict()[name], value)
+    assert same.vocab == start.vocab and same.window == start.window
+    record = same.config["initialised_from"]
+    assert record == {"path": str(workspace["teacher"]), "fingerprint": fingerprint(start.config)}
+    # With one, it learns on from there, and the result loads and tags like any teacher.
+    train_teacher(
+        TeacherTrainConfig(out=tmp_path / "more", data=data, init_from=workspace["teacher"], **{**FAST, "epochs": 1})
+    )
+    more = Teacher.load(tmp_path / "more")
+    assert more.config["metrics"]["test"]["overall"]["f1"] > 0.8
+    assert not torch.equal(more.net.classifier.weight, start.net.classifier.weight)
+    bio = {**FAST, "scheme": "bio"}
+    with pytest.raises(DistillError, match="its own label set"):
+        train_teacher(TeacherTrainConfig(out=tmp_path / "bio", data=data, init_from=workspace["teacher"], **bio))
+    both = ["--init-from", str(workspace["teacher"]), "--model", "bert-base-chinese"]
+    result = CliRunner().invoke(cli, ["teacher-train", "--data", data, *both, "--out", str(tmp_path / "both")])
+    assert result.exit_code == 1 and "give one" in result.output
 
 
 def test_plan_windows_keep_every_character_once():

