@@ -68,9 +68,10 @@ class SpanReader:
     def spans_of(self, paths: Sequence[Sequence[int]]) -> list[list[Span]]:
         """The spans of each path of label indices."""
         lengths = np.fromiter(map(len, paths), dtype=np.int64, count=len(paths))
-        if lengths.sum() < VECTORISED_FROM:
+        total = int(lengths.sum())
+        if total < VECTORISED_FROM:
             return [_chunk([self.parsed[i] for i in path]) for path in paths]
-        ids = np.fromiter(itertools.chain.from_iterable(paths), dtype=np.int64, count=int(lengths.sum()))
+        ids = np.fromiter(itertools.chain.from_iterable(paths), dtype=np.int64, count=total)
         offsets = np.concatenate([[0], np.cumsum(lengths)])  # [B + 1]
         prefix, type_ = self.prefix[ids], self.type[ids]  # [N] each: the paths joined
         first = np.zeros(len(ids), dtype=bool)  # [N]: a path's first tag, which follows an O
@@ -85,12 +86,12 @@ class SpanReader:
         start_at = np.flatnonzero(starts)  # [S]
         end_at = np.sort(np.concatenate([np.flatnonzero(ends), last[inside[last]] + 1]))  # [S]
         path_of = np.searchsorted(offsets, start_at, side="right") - 1  # [S]
+        bases = offsets.tolist()
         spans: list[list[Span]] = [[] for _ in paths]
         for path, start, end, type_id in zip(
             path_of.tolist(), start_at.tolist(), end_at.tolist(), type_[start_at].tolist()
         ):
-            base = int(offsets[path])
-            spans[path].append(Span(self.types[type_id], start - base, end - base))
+            spans[path].append(Span(self.types[type_id], start - bases[path], end - bases[path]))
         return spans
 
 

@@ -2,7 +2,8 @@
 dropout -> linear to the teacher's tags -> the shared CRF.
 
 The backward direction reads each sentence reversed within its own length (``lstm_pair``), so
-padding never leaks into real positions; an ONNX export makes each layer one bidirectional node.
+padding never leaks into real positions; an ONNX export makes each layer a forward and a reverse
+LSTM node.
 :class:`Student` bundles the network with its featurizer and labels, and saves or loads a
 student directory (``config.json`` + ``model.safetensors``).
 """

@@ -135,7 +135,7 @@ def _from_teacher(cfg: TeacherTrainConfig, texts: list[str], labels: list[str], 
         "backbone": start.config["backbone"],
         "initialised_from": {"path": str(cfg.init_from), "fingerprint": fingerprint(start.config)},
     }
-    tokenizer = AutoTokenizer.from_pretrained(str(cfg.init_from))
+    tokenizer = load_backbone(AutoTokenizer, str(cfg.init_from))
     return start.net.train(), start.vocab, tokenizer, cfg.window or start.window, origin
 
 
