@@ -5,7 +5,7 @@ packing), so padding never leaks into real positions. In an ONNX export the pair
 ONNX ``LSTM`` nodes (forward and reverse) given each sentence's length (``sequence_lens``),
 which reverse within lengths themselves: PyTorch's own export of the pair is two LSTM nodes in
 some forty gather, shape and transpose nodes, each a call onnxruntime pays per sentence (a whole
-student's INT8 graph: 47 nodes run -> 18, a quarter less time per sentence at batch 1). INT8
+student's INT8 graph: 47 nodes run -> 18). INT8
 quantisation turns each node into a ``DynamicQuantizeLSTM``.
 """
 
