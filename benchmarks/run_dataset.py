@@ -5,8 +5,11 @@ Usage:
 
 Every step is a `distill` command line (printed and recorded), so any number here can be
 reproduced by hand. A step whose output already exists is skipped, so the script can be stopped
-and started again. Results go to benchmarks/results/<dataset>/: students.md and students.json
-(mean +- std over seeds per row, minutes per run), teacher.json, and the deployment report.
+and started again, and runs of it for different rows of one dataset can go side by side once the
+teacher and cache exist (the timings file keeps every run's entry). `--rows` picks what to train;
+the table always holds every row trained in the work directory. Results go to
+benchmarks/results/<dataset>/: students.md and students.json (mean +- std over seeds per row,
+minutes per run), teacher.json, and the deployment report.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -85,6 +89,26 @@ ROWS = {
         "tiny student (embedding 64, hidden 64), distilled + unlabeled",
         ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "64", "--embedding-dim", "64"],
     ),
+    "tiny-kd-unlabeled-bigrams": (
+        "tiny student (embedding 64, hidden 64), distilled + unlabeled, + bigrams",
+        [
+            "--alpha",
+            "0.5",
+            "--T",
+            "4",
+            "--unlabeled-ratio",
+            "1",
+            "--hidden",
+            "64",
+            "--embedding-dim",
+            "64",
+            "--bigrams",
+        ],
+    ),
+    "mid-kd-unlabeled-bigrams": (
+        "mid student (hidden 96), distilled + unlabeled, + bigrams",
+        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "96", "--bigrams"],
+    ),
     "small-kd-unlabeled-bigrams": (
         "small student (hidden 128), distilled + unlabeled, + bigrams",
         ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "128", "--bigrams"],
@@ -118,7 +142,9 @@ BENCHMARKED = (
     "full",
     "small-kd-unlabeled",
     "small-kd-unlabeled-bigrams",
+    "mid-kd-unlabeled-bigrams",
     "tiny-kd-unlabeled",
+    "tiny-kd-unlabeled-bigrams",
 )
 
 
@@ -131,6 +157,27 @@ def run(command: list[str], log: Path, env: dict | None = None) -> float:
         out.flush()
         subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True, env=env)
     return (time.time() - started) / 60
+
+
+def read_timings(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record_timing(path: Path, key: str, entry: dict) -> dict:
+    """Add one entry to the timings file and return all of it: read just before the write, so runs
+    of this script for other rows of the same dataset, side by side, keep each other's entries."""
+    timings = {**read_timings(path), key: entry}
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(timings, indent=2))
+    partial.replace(path)
+    return timings
+
+
+def seed_directories(students: Path, row: str) -> list[Path]:
+    """``students/<row>-seed<N>`` of every seed N tried, in order of N."""
+    pattern = re.compile(re.escape(row) + r"-seed(\d+)")
+    seeds = {int(m[1]): path for path in students.glob(f"{row}-seed*") if (m := pattern.fullmatch(path.name))}
+    return [seeds[n] for n in sorted(seeds)]
 
 
 def done(model_dir: Path) -> dict | None:
@@ -162,14 +209,11 @@ def main() -> None:
     log = work / "commands.log"
     distill = [sys.executable, "-m", "distill"]
     timings_path = work / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    timings = read_timings(timings_path)
 
     def timed(key: str, command: list[str]) -> None:
-        timings[key] = {
-            "minutes": round(run(command, log), 2),
-            "command": " ".join(shlex.quote(c) for c in command[2:]),
-        }
-        timings_path.write_text(json.dumps(timings, indent=2))
+        entry = {"minutes": round(run(command, log), 2), "command": " ".join(shlex.quote(c) for c in command[2:])}
+        timings.update(record_timing(timings_path, key, entry))
 
     teacher = work / "teacher"
     if not done(teacher):
@@ -280,16 +324,18 @@ def main() -> None:
         for (key, command), minutes in zip(jobs, pool.map(attempt, jobs)):
             if minutes is None:
                 continue
-            timings[key] = {
+            entry = {
                 "minutes": round(minutes, 2),
                 "command": " ".join(shlex.quote(c) for c in command[2:]),
-                "threads": 1 if args.jobs > 1 else None,
+                # One thread each when several run at once; else what the caller's environment set.
+                "threads": 1 if args.jobs > 1 else os.environ.get("OMP_NUM_THREADS"),
                 "parallel_jobs": args.jobs,
             }
-            timings_path.write_text(json.dumps(timings, indent=2))
-    for row in rows:
-        description, options = ROWS[row]
-        runs = [r for r in (done(work / "students" / f"{row}-seed{seed}") for seed in seeds_of(row)) if r]
+            timings.update(record_timing(timings_path, key, entry))
+    # The table holds every row trained in this work directory, whatever --rows this call was given.
+    timings = read_timings(timings_path)
+    for row, (description, options) in ROWS.items():
+        runs = [r for r in (done(path) for path in seed_directories(work / "students", row)) if r]
         if not runs:
             continue
         seeds = [r["training"]["seed"] for r in runs]
