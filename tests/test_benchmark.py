@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from distill.api import load_model
-from distill.benchmark.harness import SCHEMA_VERSION, BenchmarkConfig, run_benchmark
+from distill.benchmark import harness
+from distill.benchmark.harness import SCHEMA_VERSION, BenchmarkConfig, combine_rounds, run_benchmark
 from distill.benchmark.report import recommend, recommendation_line, render
 from student.export import export_onnx
 from student.train import StudentTrainConfig, train_student
@@ -117,6 +118,65 @@ def test_report_renders_again_from_json(report):
     render(out)
     assert (out / "report.md").read_text() == before
     assert "Deploy **" in before and "| model | variant | device | F1 |" in before
+
+
+def _worker_result(p50, per_second, rss, tags):
+    return {
+        "load_seconds": p50 / 10,
+        "latency_ms": {"p50": p50, "p95": 2 * p50, "p99": 3 * p50, "mean": p50, "calls": 20},
+        "throughput": {
+            "16": {
+                "sentences_per_second": per_second,
+                "chars_per_second": 30 * per_second,
+                "seconds": 1 / per_second,
+                "spread_seconds": [0.5, 2],
+            }
+        },
+        "memory": {"peak_rss_mb": rss, "cuda_peak_mb": None},
+        "predicted_tags": tags,
+        "torch_imported": False,
+        "threads": 1,
+    }
+
+
+def test_rounds_combine_into_medians_with_their_spread():
+    rounds = [_worker_result(1.0, 300, 90.0, [["O"]]), _worker_result(3.0, 100, 95.0, [["B-X"]])]
+    rounds.append(_worker_result(2.0, 200, 80.0, [["I-X"]]))
+    combined = combine_rounds(rounds)
+    assert combined["latency_ms"]["p50"] == 2.0 and combined["latency_ms"]["p99"] == 6.0
+    assert combined["latency_ms"]["p50_by_round"] == [1.0, 3.0, 2.0] and combined["rounds"] == 3
+    figures = combined["throughput"]["16"]
+    assert figures["sentences_per_second"] == 200 and figures["sentences_per_second_by_round"] == [300, 100, 200]
+    assert figures["seconds"] == pytest.approx(1 / 200) and figures["spread_seconds"] == [0.5, 2]
+    assert combined["memory"] == {"peak_rss_mb": 95.0, "cuda_peak_mb": None}
+    assert combined["load_seconds"] == 0.2 and combined["predicted_tags"] == [["O"]]
+    assert combine_rounds(rounds[:1]) == rounds[0]
+
+
+def test_rounds_measure_every_run_once_per_round_in_turn(tiny_teacher, student_dir, tmp_path, monkeypatch):
+    sentences, _ = harness.load_dataset(str(tiny_teacher["data"])).load("test")
+    calls = []
+
+    def fake_worker(spec, timeout):
+        calls.append(spec["runtime"])
+        p50 = {"onnx": 1.0, "onnx-int8": 0.5}[spec["runtime"]] * len(calls)
+        return _worker_result(p50, 100.0, 50.0, [["O"] * len(s.text) for s in sentences if s.text])
+
+    monkeypatch.setattr(harness, "_run_worker", fake_worker)
+    cfg = BenchmarkConfig(
+        models=[("student", student_dir)],
+        out=tmp_path,
+        data=str(tiny_teacher["data"]),
+        variants=["onnx", "onnx-int8"],
+        batch_sizes=[16],
+        rounds=3,
+    )
+    data = run_benchmark(cfg)
+    assert calls == ["onnx", "onnx-int8"] * 3
+    onnx, int8 = data["runs"]
+    assert onnx["latency_ms"]["p50_by_round"] == [1.0, 3.0, 5.0] and onnx["latency_ms"]["p50"] == 3.0
+    assert int8["latency_ms"]["p50_by_round"] == [1.0, 2.0, 3.0] and int8["rounds"] == 3
+    assert "measured in 3 rounds" in (tmp_path / "report.md").read_text()
 
 
 def _run(model, variant, f1, p50, kind="student", device="cpu", rss=100.0):

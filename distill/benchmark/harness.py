@@ -2,15 +2,16 @@
 
 For each model directory (teacher or student), each runtime variant that applies (torch, bf16 and
 int8 for teachers; torch, int8, onnx and onnx-int8 for students) and each device asked for, a worker process
-measures latency, throughput, peak memory and load time and tags the test set; this process
-scores the tags (seqeval), checks that variants agree with their PyTorch original, and writes
-the report.
+measures latency, throughput, peak memory and load time and tags the test set (with
+``rounds`` > 1, every run again in each round, in turn); this process scores the tags (seqeval),
+checks that variants agree with their PyTorch original, and writes the report.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,10 @@ class BenchmarkConfig:
     throughput_repeats: int = 3
     threads: int = 0
     """Threads for torch and onnxruntime in every worker (0: their defaults)."""
+    rounds: int = 1
+    """Times every run is measured, each time by a fresh worker, every run once per round in turn:
+    where a machine's speed drifts over minutes, the drift then reaches every model alike, and the
+    report gives the median over rounds."""
     timeout: int = 3600
 
 
@@ -92,11 +97,10 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
     if not plan:
         raise DistillError("nothing to measure: give --model directories and at least one applicable --variants")
 
-    runs = []
+    runs: list[dict] = []
+    pending: list[tuple[int, dict, list[str]]] = []  # (index in runs, worker spec, labels) of the runs to measure
     onnx_dirs: dict[str, Path] = {}
-    progress = tqdm(plan, desc="benchmark", unit="run")
-    for name, model_dir, config, runtime, device in progress:
-        progress.set_postfix_str(f"{name} {runtime} {device}")
+    for name, model_dir, config, runtime, device in plan:
         record = {
             "model": name,
             "path": str(model_dir),
@@ -141,16 +145,29 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
             "throughput_repeats": cfg.throughput_repeats,
             "threads": cfg.threads,
         }
-        result = _run_worker(spec, cfg.timeout)
-        if "error" in result:
-            runs.append(record | {"status": "failed", "reason": result["error"]})
+        runs.append(record)
+        pending.append((len(runs) - 1, spec, config["labels"]))
+
+    results: dict[int, list[dict]] = {index: [] for index, _, _ in pending}
+    progress = tqdm(total=len(pending) * cfg.rounds, desc="benchmark", unit="run")
+    for _ in range(cfg.rounds):
+        for index, spec, _ in pending:
+            progress.set_postfix_str(f"{runs[index]['model']} {spec['runtime']} {spec['device']}")
+            if not any("error" in r for r in results[index]):  # a run that failed once is not tried again
+                results[index].append(_run_worker(spec, cfg.timeout))
+            progress.update()
+    progress.close()
+    for index, _, labels in pending:
+        failure = next((r["error"] for r in results[index] if "error" in r), None)
+        if failure:
+            runs[index] |= {"status": "failed", "reason": failure}
             continue
-        labels = config["labels"]
+        result = combine_rounds(results[index])
         scheme = label_scheme(labels)
         gold = [convert_tags(s.tags, scheme) for s in gold_sentences]
         tags = result.pop("predicted_tags")
         scores = entity_scores(gold, tags)
-        runs.append(record | result | {"accuracy": scores.as_dict(), "_tags": tags})
+        runs[index] |= result | {"accuracy": scores.as_dict(), "_tags": tags}
     _agreement(runs)
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -170,6 +187,38 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
     report["recommendation"] = recommend(runs, cfg.max_f1_drop)
     write_report(report, cfg.out)
     return report
+
+
+def combine_rounds(results: list[dict]) -> dict:
+    """One run's figures from its rounds' workers: the median over rounds of each latency
+    percentile, throughput and load time, the largest peak memory, and each round's p50 and
+    sentences/s (the spread between rounds). Tags come from the first round (the others tag alike)."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    latency = {key: statistics.median(r["latency_ms"][key] for r in results) for key in first["latency_ms"]}
+    throughput = {}
+    for size, figures in first["throughput"].items():
+        per_round = [r["throughput"][size] for r in results]
+        throughput[size] = {
+            key: statistics.median(f[key] for f in per_round) for key in figures if key != "spread_seconds"
+        }
+        throughput[size]["spread_seconds"] = [
+            min(f["spread_seconds"][0] for f in per_round),
+            max(f["spread_seconds"][1] for f in per_round),
+        ]
+        throughput[size]["sentences_per_second_by_round"] = [f["sentences_per_second"] for f in per_round]
+    cuda_peaks = [r["memory"]["cuda_peak_mb"] for r in results if r["memory"]["cuda_peak_mb"] is not None]
+    return first | {
+        "load_seconds": statistics.median(r["load_seconds"] for r in results),
+        "latency_ms": latency | {"p50_by_round": [r["latency_ms"]["p50"] for r in results]},
+        "throughput": throughput,
+        "memory": {
+            "peak_rss_mb": max(r["memory"]["peak_rss_mb"] for r in results),
+            "cuda_peak_mb": max(cuda_peaks) if cuda_peaks else None,
+        },
+        "rounds": len(results),
+    }
 
 
 def _run_worker(spec: dict, timeout: int) -> dict:

@@ -106,6 +106,13 @@ def markdown(report: dict) -> str:
     if report.get("command"):
         lines.append(f"Command: `{report['command']}`")
     sizes = report["settings"]["batch_sizes"]
+    rounds = report["settings"].get("rounds", 1)  # reports made before rounds existed measured once
+    rounds_note = (
+        f"Every row was measured in {rounds} rounds (all rows once per round, in turn, each time by a fresh "
+        "process): latency, throughput and load time are medians over rounds, peak RSS the largest. "
+        if rounds > 1
+        else ""
+    )
     header = (
         ["model", "variant", "device", "F1", "P", "R", "p50 ms", "p95 ms", "p99 ms"]
         + [f"sent/s @{b}" for b in sizes]
@@ -148,7 +155,9 @@ def markdown(report: dict) -> str:
         "Latency: the whole predict path (text in, entities out) at batch 1, "
         f"{report['settings']['latency_sentences']} calls over the test sentences in a fixed shuffled order "
         "(cycled when there are fewer), after a warm-up; "
-        "throughput: the median of repeated passes over the whole test set. Peak RSS: the worker process that "
+        "throughput: the median of repeated passes over the whole test set. "
+        + rounds_note
+        + "Peak RSS: the worker process that "
         "loaded the model and ran the test set (a fresh process per row). 'agrees': sentences tagged exactly as "
         "by the same model in PyTorch. int8 is quantised at load time, so it has no size on disk.",
         "",

@@ -39,6 +39,14 @@ def _model(value: str) -> tuple[str, Path]:
     "--threads", default=0, show_default=True, help="Threads per worker for torch and onnxruntime (0: defaults)."
 )
 @click.option(
+    "--rounds",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Measure every run this many times, all runs once per round in turn (each time a fresh process), "
+    "and report the median: on a machine whose speed drifts, the drift then reaches every model alike.",
+)
+@click.option(
     "--render", "render_only", is_flag=True, help="Only rebuild report.md and pareto.png from OUT/report.json."
 )
 def benchmark(
@@ -53,6 +61,7 @@ def benchmark(
     batch_sizes,
     repeats,
     threads,
+    rounds,
     render_only,
 ):
     """Compare models on F1, latency, throughput and memory, and recommend one to deploy.
@@ -91,6 +100,7 @@ def benchmark(
         batch_sizes=[int(b) for b in batch_sizes.split(",")],
         throughput_repeats=repeats,
         threads=threads,
+        rounds=rounds,
     )
     report = run_benchmark(cfg, "distill " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     click.echo(f"report: {out / 'report.md'}\n{recommendation_line(report['recommendation'])}")
