@@ -198,6 +198,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path)
     parser.add_argument("--skip-benchmark", action="store_true")
     parser.add_argument("--one-thread-report", action="store_true", help="Also benchmark at one thread per process.")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="`distill benchmark --rounds`: measurements per run, in turn."
+    )
     parser.add_argument("--benchmark-options", default="", help="Extra `distill benchmark` options, quoted.")
     parser.add_argument("--jobs", type=int, default=2, help="Student runs at a time (one thread each when > 1).")
     args = parser.parse_args()
@@ -374,6 +377,8 @@ def main() -> None:
                     "cpu,cuda",
                     "--threads",
                     str(threads),
+                    "--rounds",
+                    str(args.rounds),
                     *shlex.split(args.benchmark_options),
                     "--out",
                     str(results / name),
