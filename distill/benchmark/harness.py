@@ -157,6 +157,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
                 results[index].append(_run_worker(spec, cfg.timeout))
             progress.update()
     progress.close()
+    gold_tags: dict[str, list[list[str]]] = {}  # the test set's tags in each scheme a model uses, made once
     for index, _, labels in pending:
         failure = next((r["error"] for r in results[index] if "error" in r), None)
         if failure:
@@ -164,9 +165,10 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
             continue
         result = combine_rounds(results[index])
         scheme = label_scheme(labels)
-        gold = [convert_tags(s.tags, scheme) for s in gold_sentences]
+        if scheme not in gold_tags:
+            gold_tags[scheme] = [convert_tags(s.tags, scheme) for s in gold_sentences]
         tags = result.pop("predicted_tags")
-        scores = entity_scores(gold, tags)
+        scores = entity_scores(gold_tags[scheme], tags)
         runs[index] |= result | {"accuracy": scores.as_dict(), "_tags": tags}
     _agreement(runs)
     report = {
