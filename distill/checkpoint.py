@@ -1,14 +1,14 @@
 """Training checkpoints that survive a kill at any moment, and the progress they resume from.
 
-A checkpoint is a directory ``OUT/checkpoint`` holding ``state.safetensors`` (model, optimizer
-tensors, RNG state) and ``progress.json`` (epoch, step, best score, optimizer and scheduler
-settings, Python's RNG). It is written beside the old one and swapped in by renames, so a kill
-leaves either the old checkpoint or the new one, never half of one. Safetensors and JSON only:
-no pickle.
+A checkpoint is a directory ``OUT/checkpoint`` holding ``state.safetensors`` (model, its weight
+average if one is kept, optimizer tensors, RNG state) and ``progress.json`` (epoch, step, best
+score, optimizer and scheduler settings, Python's RNG). It is written beside the old one and
+swapped in by renames, so a kill leaves either the old checkpoint or the new one, never half of
+one. Safetensors and JSON only: no pickle.
 
-Resuming restores the model, optimizer, scheduler and RNG, and the trainer skips the batches
-already done in the epoch (its batch order depends only on the seed and the epoch), so on a
-single CPU process the finished model is identical to an uninterrupted run's.
+Resuming restores the model, its average, the optimizer, scheduler and RNG, and the trainer skips
+the batches already done in the epoch (its batch order depends only on the seed and the epoch), so
+on a single CPU process the finished model is identical to an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -86,12 +86,27 @@ def _load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict, saved
     optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
 
 
+def _with_prefix(tensors: dict[str, np.ndarray], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors named ``prefix...``, as a state dict without the prefix."""
+    return {k.removeprefix(prefix): torch.from_numpy(v.copy()) for k, v in tensors.items() if k.startswith(prefix)}
+
+
 class Checkpointer:
     """Saves and restores one training run's state under ``out/checkpoint``."""
 
-    def __init__(self, out: Path, net: torch.nn.Module, optimizer, scheduler=None, writer: bool = True) -> None:
+    def __init__(
+        self,
+        out: Path,
+        net: torch.nn.Module,
+        optimizer,
+        scheduler=None,
+        writer: bool = True,
+        average: torch.nn.Module | None = None,
+    ) -> None:
+        """``average``: a moving average of ``net``'s weights (e.g. torch's AveragedModel), saved too."""
         self.directory = Path(out) / CHECKPOINT
         self.net, self.optimizer, self.scheduler, self.writer = net, optimizer, scheduler, writer
+        self.average = average
 
     def exists(self) -> bool:
         return self._latest() is not None
@@ -116,6 +131,8 @@ class Checkpointer:
         tmp.mkdir(parents=True)
         optimizer_tensors, optimizer_rest = _optimizer_state(self.optimizer)
         tensors = {f"model.{k}": v for k, v in module_weights(self.net).items()} | optimizer_tensors
+        if self.average is not None:
+            tensors |= {f"average.{k}": v for k, v in module_weights(self.average).items()}
         tensors["rng.torch"] = torch.get_rng_state().numpy()
         if torch.cuda.is_available():
             for i, rng in enumerate(torch.cuda.get_rng_state_all()):
@@ -141,10 +158,9 @@ class Checkpointer:
         directory = self._latest()
         saved = json.loads((directory / "progress.json").read_text(encoding="utf-8"))
         tensors = load_tensors(directory / "state.safetensors")
-        model_state = {
-            k.removeprefix("model."): torch.from_numpy(v.copy()) for k, v in tensors.items() if k.startswith("model.")
-        }
-        self.net.load_state_dict(model_state)
+        self.net.load_state_dict(_with_prefix(tensors, "model."))
+        if self.average is not None:
+            self.average.load_state_dict(_with_prefix(tensors, "average."))
         _load_optimizer_state(self.optimizer, tensors, saved["optimizer"])
         if self.scheduler is not None and saved["scheduler"] is not None:
             self.scheduler.load_state_dict(saved["scheduler"])

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from data import bucket_batches, convert_tags, label_set, load_dataset, tags_to_spans
@@ -53,6 +54,9 @@ class StudentTrainConfig(RunSettings):
     lr_decay: str = "none"
     """none: ``lr`` throughout; linear: ``lr * (epochs - epoch + 1) / epochs`` in each epoch."""
     weight_decay: float = 0.0
+    ema: float = 0.0
+    """Decay of an exponential moving average of the weights, updated every step; dev F1 and the
+    saved model use the average (0: off, the weights as trained)."""
     max_grad_norm: float = 5.0
     patience: int = 6
     eval_batch_size: int = 256
@@ -128,6 +132,8 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         )
     if cfg.lr_decay not in ("none", "linear"):
         raise DistillError(f"--lr-decay must be none or linear, got {cfg.lr_decay}")
+    if not 0 <= cfg.ema < 1:
+        raise DistillError(f"--ema must lie in [0, 1), got {cfg.ema}")
     if not 0 <= cfg.alpha <= 1 or cfg.temperature <= 0:
         raise DistillError(f"--alpha must lie in [0, 1] and --T be positive, got {cfg.alpha}, {cfg.temperature}")
 
@@ -187,7 +193,9 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         init_note = {"teacher_init_chars": found}
         tqdm.write(f"character embeddings of {found} of {featurizer.num_chars - 2} characters start from the teacher's")
     net.to(device)
-    student = Student(net, featurizer, labels, {})
+    average = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    # What dev F1 measures and what is saved: the averaged weights when there are any.
+    student = Student(average.module if average else net, featurizer, labels, {})
 
     examples = labeled + unlabeled
     features = [featurizer.encode([e.text]) for e in examples]  # once, not every epoch
@@ -204,7 +212,7 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         "cache": str(cfg.cache) if cfg.cache else None,
     }
     settings = cfg.as_record()
-    checkpoints = Checkpointer(cfg.out, net, optimizer)
+    checkpoints = Checkpointer(cfg.out, net, optimizer, average=average)
     progress = checkpoints.load() if how == "resume" else Progress()
     if how == "resume":
         tqdm.write(f"resuming from epoch {progress.epoch}, batch {progress.step}")
@@ -233,6 +241,8 @@ def train_student(cfg: StudentTrainConfig) -> dict:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
             optimizer.step()
+            if average is not None:
+                average.update_parameters(net)
             bar.update()
             bar.set_postfix(progress.record_step(loss.item(), sum(len(examples[i].text) for i in members), started))
             checkpoints.save_every(progress, cfg.checkpoint_every, len(batches))

@@ -81,9 +81,11 @@ def test_killed_teacher_training_resumes_to_the_identical_model(tiny_teacher, tm
     assert not (cut / "checkpoint").exists() and json.loads((cut / "config.json").read_text())["training_complete"]
 
 
-def test_killed_student_training_resumes_to_the_identical_model(tiny_teacher, tmp_path):
+@pytest.mark.parametrize("average", [[], ["--ema", "0.9"]], ids=["weights", "weight-average"])
+def test_killed_student_training_resumes_to_the_identical_model(tiny_teacher, tmp_path, average):
     base = [
         "student-train",
+        *average,
         "--cache",
         str(tiny_teacher["cache"]),
         "--epochs",

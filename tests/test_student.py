@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -228,8 +229,6 @@ def test_teacher_init_copies_the_teachers_geometry(tiny_teacher, tmp_path):
     from student.train import _teacher_embeddings
 
     featurizer = Featurizer.build(["张三李四北京上海"])
-    import numpy as np
-
     table, found = _teacher_embeddings(tiny_teacher["teacher"], featurizer, 4, np.random.default_rng(0))
     assert found == 8 and table.shape == (featurizer.num_chars, 4) and np.allclose(table[0], 0)
 
@@ -284,3 +283,22 @@ def test_linear_lr_decay_falls_each_epoch(tiny_teacher, tmp_path):
     assert [r["lr"] for r in log] == pytest.approx([0.004, 0.003, 0.002, 0.001])
     with pytest.raises(DistillError, match="--lr-decay"):
         train_student(StudentTrainConfig(out=tmp_path / "bad", cache=tiny_teacher["cache"], lr_decay="cosine", **TINY))
+
+
+def test_weight_average_is_what_dev_f1_measures_and_what_is_saved(tiny_teacher, tmp_path):
+    from distill.artifacts import load_tensors
+
+    settings = {**TINY, "epochs": 2, "patience": 0, "cache": tiny_teacher["cache"], "seed": 3}
+
+    def trained(name: str, ema: float) -> dict:
+        train_student(StudentTrainConfig(out=tmp_path / name, ema=ema, **settings))
+        return load_tensors(tmp_path / name / "model.safetensors")
+
+    plain, tracking, averaged = trained("plain", 0.0), trained("tracking", 1e-9), trained("averaged", 0.9)
+    # An average that forgets at once follows the trained weights step by step; a slow one lags them.
+    for name in plain:
+        np.testing.assert_allclose(tracking[name], plain[name], atol=1e-6, err_msg=name)
+    assert any(not np.allclose(averaged[name], plain[name], atol=1e-4) for name in plain)
+    assert json.loads((tmp_path / "averaged" / "config.json").read_text())["training"]["ema"] == 0.9
+    with pytest.raises(DistillError, match="--ema must lie in"):
+        train_student(StudentTrainConfig(out=tmp_path / "bad", ema=1.0, **settings))

@@ -73,6 +73,13 @@ import click
     help="linear: the learning rate falls by lr/epochs each epoch, to lr/epochs in the last.",
 )
 @click.option("--weight-decay", default=0.0, show_default=True)
+@click.option(
+    "--ema",
+    default=0.0,
+    show_default=True,
+    help="Keep an exponential moving average of the weights with this decay per step (e.g. 0.999); dev F1 and "
+    "the saved student use it. 0: off.",
+)
 @click.option("--max-grad-norm", default=5.0, show_default=True)
 @click.option("--patience", default=6, show_default=True, help="Stop after this many epochs without dev improvement.")
 @click.option("--seed", default=13, show_default=True)
