@@ -132,11 +132,15 @@ ROWS = {
         "distilled (alpha 0.2) + unlabeled, + bigrams",
         ["--alpha", "0.2", "--T", "4", "--unlabeled-ratio", "1", "--bigrams"],
     ),
-    # A moving average of the weights (decay 0.999 per step: about 4 Resume epochs) smooths the
-    # epoch-to-epoch swing of dev F1 that early stopping picks from.
+    # A moving average of the weights (decay 0.999 per step: about 4 Resume epochs; 0.998: 2) smooths
+    # the epoch-to-epoch swing of dev F1 that early stopping picks from.
     "kd-unlabeled-bigrams-ema": (
         "distilled + unlabeled, + bigrams, weight average (EMA 0.999)",
         ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--bigrams", "--ema", "0.999"],
+    ),
+    "kd-unlabeled-bigrams-ema998": (
+        "distilled + unlabeled, + bigrams, weight average (EMA 0.998)",
+        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--bigrams", "--ema", "0.998"],
     ),
     "small-kd-unlabeled-bigrams-ema": (
         "small student (hidden 128), distilled + unlabeled, + bigrams, weight average (EMA 0.999)",
