@@ -285,7 +285,7 @@ def test_linear_lr_decay_falls_each_epoch(tiny_teacher, tmp_path):
         train_student(StudentTrainConfig(out=tmp_path / "bad", cache=tiny_teacher["cache"], lr_decay="cosine", **TINY))
 
 
-def test_weight_average_is_what_dev_f1_measures_and_what_is_saved(tiny_teacher, tmp_path):
+def test_the_saved_student_is_the_weight_average_updated_every_step(tiny_teacher, tmp_path):
     from distill.artifacts import load_tensors
 
     settings = {**TINY, "epochs": 2, "patience": 0, "cache": tiny_teacher["cache"], "seed": 3}
