@@ -43,6 +43,9 @@ class Progress:
     best: dict = field(default_factory=lambda: {"dev_f1": -1.0, "epoch": 0})
     stale: int = 0
     """Epochs since the best one."""
+    choices: dict = field(default_factory=dict)
+    """What the run chose when it started and a resumed run must keep (e.g. the arithmetic that
+    ``--precision auto`` measured its way to)."""
 
     def end_epoch(self, f1: float, patience: int) -> tuple[bool, bool]:
         """Record an epoch's dev F1: (it is the best so far, patience is exhausted); patience 0 never is."""

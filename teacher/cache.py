@@ -25,7 +25,7 @@ from distill.cache import INDEX, check_compatible, check_shard, read_index, shar
 from distill.errors import DistillError
 from distill.training import Processes, resolve_device
 
-from .model import Teacher
+from .model import Teacher, use_bf16
 
 
 @dataclass
@@ -150,7 +150,15 @@ def build_cache(cfg: CacheConfig) -> dict:
     if device.type == "cuda" and procs.distributed:
         device = torch.device("cuda", procs.local_rank)
     procs.start(device)
-    teacher = Teacher.load(cfg.teacher, device, cfg.precision)
+    out = Path(cfg.out)
+    precision = cfg.precision
+    if precision == "auto" and cfg.resume and not cfg.overwrite and (out / INDEX).exists():
+        # A resumed cache keeps the arithmetic it started in: auto times bf16, and a busy machine
+        # can time it the other way, which would refuse the resume or mix two precisions.
+        precision = read_index(out)["teacher"].get("precision", "fp32")
+    # Every process computes as rank 0 chose, so that no rank's shards differ in precision.
+    bf16 = procs.broadcast_flag(use_bf16(precision, device))
+    teacher = Teacher.load(cfg.teacher, device, "bf16" if bf16 else "fp32")
     records, streams = _plan_sources(cfg)
     planned = {
         "teacher": {
@@ -167,7 +175,6 @@ def build_cache(cfg: CacheConfig) -> dict:
         "complete": False,
         "shards": [],
     }
-    out = Path(cfg.out)
     if procs.main:
         if (out / INDEX).exists() and cfg.overwrite:
             shutil.rmtree(out)

@@ -173,11 +173,6 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     start = _from_teacher if cfg.init_from else _from_backbone
     net, vocab, tokenizer, window, origin = start(cfg, texts, labels, say)
     net = net.to(device)
-    bf16 = use_bf16(cfg.precision, device)
-    say(f"encoder arithmetic: {'bf16 autocast' if bf16 else 'float32'} on {device}")
-    teacher = Teacher(
-        net, vocab, labels, window, min(cfg.overlap, window // 2), {**origin, "dropout": cfg.dropout}, bf16
-    )
 
     label_index = {label: i for i, label in enumerate(labels)}
     train_ids = [vocab.encode(s.text) for s in train]
@@ -195,11 +190,20 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
         optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
     )
     settings = cfg.as_record()
-    arithmetic = {"encoder_arithmetic": "bf16" if bf16 else "fp32"}  # what --precision auto chose
     checkpoints = Checkpointer(cfg.out, net, optimizer, scheduler, writer=procs.main)
     progress = checkpoints.load() if how == "resume" else Progress()
     if how == "resume":
         say(f"resuming from epoch {progress.epoch}, batch {progress.step}")
+    if cfg.precision != "auto" or "bf16" not in progress.choices:
+        # auto times bf16 in each process, and a busy machine can time it either way: every process
+        # takes rank 0's choice, and a resumed run keeps the one it started with.
+        progress.choices["bf16"] = procs.broadcast_flag(use_bf16(cfg.precision, device))
+    bf16 = progress.choices["bf16"]
+    arithmetic = {"encoder_arithmetic": "bf16" if bf16 else "fp32"}  # what --precision auto chose
+    say(f"encoder arithmetic: {'bf16 autocast' if bf16 else 'float32'} on {device}")
+    teacher = Teacher(
+        net, vocab, labels, window, min(cfg.overlap, window // 2), {**origin, "dropout": cfg.dropout}, bf16
+    )
     log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch) if procs.main else None
     while progress.epoch <= cfg.epochs:
         epoch = progress.epoch

@@ -339,3 +339,59 @@ def test_bf16_teacher_trains_caches_and_refuses_a_float32_resume(workspace, tmp_
     )
     with pytest.raises(DistillError, match="--precision bf16"):
         build_cache(CacheConfig(precision="fp32", teacher=out, out=cache, data=str(workspace["data"]), shard_size=16))
+
+
+def _auto_measures(monkeypatch, bf16_faster_here: bool) -> None:
+    """Make ``--precision auto`` choose bf16 (or float32) on this CPU, as its timing would."""
+    monkeypatch.setattr(teacher_model, "native_bf16", lambda device: True)
+    monkeypatch.setattr(teacher_model, "_bf16_faster_on_cpu", lambda: bf16_faster_here)
+
+
+def test_resumed_training_keeps_the_arithmetic_auto_chose(workspace, tmp_path, monkeypatch):
+    import teacher.train as teacher_train
+
+    real_check, calls = teacher_train.check_finite, {"n": 0}
+
+    def killed_in_epoch_two(*args):
+        calls["n"] += 1
+        if calls["n"] == 12:  # inside epoch 2 (60 training sentences, batches of 8)
+            raise KeyboardInterrupt
+        real_check(*args)
+
+    _auto_measures(monkeypatch, True)
+    monkeypatch.setattr(teacher_train, "check_finite", killed_in_epoch_two)
+    cfg = TeacherTrainConfig(out=tmp_path / "t", data=str(workspace["data"]), model=str(workspace["backbone"]), **FAST)
+    cfg.epochs, cfg.precision, cfg.checkpoint_every = 2, "auto", 2
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(cfg)
+    stopped = json.loads((tmp_path / "t" / "checkpoint" / "progress.json").read_text())["progress"]
+    assert stopped["epoch"] == 2 and stopped["choices"] == {"bf16": True}
+    _auto_measures(monkeypatch, False)  # the machine now times float32 faster
+    monkeypatch.setattr(teacher_train, "check_finite", real_check)
+    cfg.resume = True
+    train_teacher(cfg)
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["encoder_arithmetic"] == "bf16"
+
+
+def test_resumed_cache_keeps_the_arithmetic_auto_chose(workspace, tmp_path, monkeypatch):
+    import teacher.cache as teacher_cache
+
+    real_write = teacher_cache.write_shard
+
+    def killed_after_one_shard(directory, number, *args):
+        if number == 1:
+            raise KeyboardInterrupt
+        real_write(directory, number, *args)
+
+    _auto_measures(monkeypatch, True)
+    monkeypatch.setattr(teacher_cache, "write_shard", killed_after_one_shard)
+    cfg = CacheConfig(precision="auto", teacher=workspace["teacher"], out=tmp_path / "c", data=str(workspace["data"]))
+    cfg.shard_size = 16
+    with pytest.raises(KeyboardInterrupt):
+        build_cache(cfg)
+    assert read_index(cfg.out)["teacher"]["precision"] == "bf16" and not read_index(cfg.out)["complete"]
+    _auto_measures(monkeypatch, False)
+    monkeypatch.setattr(teacher_cache, "write_shard", real_write)
+    cfg.resume = True
+    index = build_cache(cfg)  # refused as a precision change before: auto timed float32 this time
+    assert index["complete"] and index["teacher"]["precision"] == "bf16"
