@@ -68,6 +68,9 @@ class TeacherTrainConfig(RunSettings):
     """Encoder arithmetic: auto (bf16 where native), bf16 or fp32 (see ``teacher.model.PRECISIONS``)."""
     init_from: Path | None = None
     """A teacher directory to train further instead of a new network on ``model``."""
+    encoder_from: Path | None = None
+    """A teacher directory (trained on other data, perhaps other labels) whose encoder starts this
+    teacher's, on that teacher's backbone; the linear layer and the CRF start afresh."""
 
 
 def _param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
@@ -97,10 +100,13 @@ Start = tuple[BertCrf, CharVocab, object, int, dict]
 
 
 def _from_backbone(cfg: TeacherTrainConfig, texts: list[str], labels: list[str], say: Callable[[str], None]) -> Start:
-    """A new network on ``cfg.model``, its input embeddings pruned to the characters of ``texts``."""
+    """A new network on ``cfg.model``, its input embeddings pruned to the characters of ``texts``;
+    with ``cfg.encoder_from``, on that teacher's backbone and with its encoder."""
     from transformers import AutoModel, AutoTokenizer
 
-    backbone = resolve_backbone(cfg.model)
+    donor = _encoder_donor(cfg) if cfg.encoder_from else None
+    model = donor.config["backbone"] if donor else cfg.model
+    backbone = resolve_backbone(model)
     tokenizer = load_backbone(AutoTokenizer, backbone)
     vocab, unknown = build_char_vocab(texts, tokenizer)
     if unknown:
@@ -110,7 +116,42 @@ def _from_backbone(cfg: TeacherTrainConfig, texts: list[str], labels: list[str],
     prune_input_embeddings(encoder, vocab)
     say(f"vocabulary pruned from {full_rows} to {len(vocab.backbone_ids)} embedding rows")
     window = cfg.window or (encoder.config.max_position_embeddings - 2)
-    return BertCrf(encoder, len(labels), labels, cfg.dropout), vocab, tokenizer, window, {"backbone": cfg.model}
+    net = BertCrf(encoder, len(labels), labels, cfg.dropout)
+    origin: dict = {"backbone": model}
+    if donor:
+        taken = _take_encoder(net, vocab, donor)
+        say(f"encoder from {cfg.encoder_from}: {taken} of {len(vocab.backbone_ids)} embedding rows trained there")
+        origin["encoder_from"] = {"path": str(cfg.encoder_from), "fingerprint": fingerprint(donor.config)}
+    return net, vocab, tokenizer, window, origin
+
+
+def _encoder_donor(cfg: TeacherTrainConfig) -> Teacher:
+    if cfg.model != DEFAULT_BACKBONE:
+        raise DistillError("--encoder-from and --model both name a backbone: give one (the teacher has its backbone)")
+    return Teacher.load(cfg.encoder_from)
+
+
+def _take_encoder(net: BertCrf, vocab: CharVocab, donor: Teacher) -> int:
+    """Copy ``donor``'s encoder into ``net``'s; returns how many embedding rows came from it.
+
+    Both encoders are pruned copies of one backbone: a row of ``net``'s input embedding takes the
+    donor's row for the same backbone id where the donor has one, and keeps the backbone's otherwise.
+    """
+    embedding = donor.input_embedding_name().removeprefix("encoder.")
+    state = {k.removeprefix("encoder."): v for k, v in donor.net.state_dict().items() if k.startswith("encoder.")}
+    donor_rows = state.pop(embedding)  # [V_donor, H]
+    missing, unexpected = net.encoder.load_state_dict(state, strict=False)
+    if missing != [embedding] or unexpected:
+        raise DistillError(
+            f"the encoder of {donor.config['backbone']} does not fit this backbone's (missing {missing}, "
+            f"unexpected {unexpected})"
+        )
+    row_in_donor = {backbone_id: row for row, backbone_id in enumerate(donor.vocab.backbone_ids)}
+    pairs = [(row, row_in_donor[b]) for row, b in enumerate(vocab.backbone_ids) if b in row_in_donor]
+    rows, from_rows = (torch.tensor(list(column), dtype=torch.long) for column in zip(*pairs))
+    with torch.no_grad():
+        net.encoder.get_input_embeddings().weight[rows] = donor_rows[from_rows]
+    return len(pairs)
 
 
 def _from_teacher(cfg: TeacherTrainConfig, texts: list[str], labels: list[str], say: Callable[[str], None]) -> Start:
@@ -170,6 +211,8 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
 
     unlabeled = cfg.unlabeled if cfg.unlabeled else ([str(default_unlabeled_path())] if cfg.data is None else [])
     texts = _vocab_texts(dataset, unlabeled)
+    if cfg.init_from and cfg.encoder_from:
+        raise DistillError("--init-from and --encoder-from both say where to start: give one")
     start = _from_teacher if cfg.init_from else _from_backbone
     net, vocab, tokenizer, window, origin = start(cfg, texts, labels, say)
     net = net.to(device)

@@ -88,6 +88,41 @@ def test_training_continues_from_a_saved_teacher(workspace, tmp_path):
     assert result.exit_code == 1 and "give one" in result.output
 
 
+def test_training_starts_from_another_teachers_encoder_for_other_labels(workspace, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    donor = Teacher.load(workspace["teacher"])
+    data = tmp_path / "data"  # the tiny corpus with LOC renamed PLACE, and characters the donor never saw
+    data.mkdir()
+    for split in ("train", "dev", "test"):
+        text = (workspace["data"] / f"{split}.txt").read_text(encoding="utf-8").replace("-LOC", "-PLACE")
+        (data / f"{split}.txt").write_text(text + "他\tO\n了\tO\n\n", encoding="utf-8")
+    still = {**FAST, "epochs": 1, "lr": 0.0, "head_lr": 0.0}  # no learning: the start is what comes out
+    train_teacher(TeacherTrainConfig(out=tmp_path / "t", data=str(data), encoder_from=workspace["teacher"], **still))
+    new = Teacher.load(tmp_path / "t")
+    assert "B-PLACE" in new.labels and new.labels != donor.labels
+    assert new.config["encoder_from"] == {"path": str(workspace["teacher"]), "fingerprint": fingerprint(donor.config)}
+    assert new.config["backbone"] == donor.config["backbone"]
+    embedding = new.input_embedding_name()
+    ours, theirs = new.net.state_dict(), donor.net.state_dict()
+    for name, value in theirs.items():
+        if name.startswith("encoder.") and name != embedding:
+            torch.testing.assert_close(ours[name], value, msg=name)
+    for char in "张北在工":  # rows the donor trained
+        torch.testing.assert_close(
+            ours[embedding][new.vocab.char_to_id[char]], theirs[embedding][donor.vocab.char_to_id[char]]
+        )
+    original = AutoModel.from_pretrained(workspace["backbone"]).get_input_embeddings().weight
+    vocab = AutoTokenizer.from_pretrained(workspace["backbone"]).get_vocab()
+    for char in "他了":  # rows the donor never had: the backbone's own
+        assert char not in donor.vocab.char_to_id
+        torch.testing.assert_close(ours[embedding][new.vocab.char_to_id[char]], original[vocab[char]])
+    for clash in (["--model", "bert-base-chinese"], ["--init-from", str(workspace["teacher"])]):
+        options = ["--data", str(data), "--encoder-from", str(workspace["teacher"]), *clash]
+        result = CliRunner().invoke(cli, ["teacher-train", *options, "--out", str(tmp_path / "clash")])
+        assert result.exit_code == 1 and "give one" in result.output, result.output
+
+
 def test_plan_windows_keep_every_character_once():
     for length in range(1, 40):
         for width, overlap in ((5, 2), (8, 3), (10, 0)):

@@ -33,6 +33,13 @@ PRECISION_OPTION = {
     "data with the same labels): its encoder, head, CRF, character vocabulary and window.",
 )
 @click.option(
+    "--encoder-from",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A teacher directory, trained on other data and perhaps other labels (e.g. a large news corpus), "
+    "whose encoder starts this teacher's, on its backbone; the linear layer and CRF start afresh for this "
+    "data's labels, and characters it has no embedding row for take the backbone's.",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Teacher directory to write."
 )
 @click.option(
@@ -92,6 +99,8 @@ def teacher_train(**options) -> None:
       distill teacher-train --data ../shared/data/resume --out runs/resume-teacher
       distill teacher-train --data ../shared/data/resume --init-from runs/resume-teacher \\
           --epochs 3 --out runs/resume-teacher-more    # three more epochs, a new schedule
+      distill teacher-train --data ../shared/data/weibo --encoder-from runs/msra-teacher \
+          --out runs/weibo-teacher    # start from an encoder trained on MSRA's labels
     """
     from teacher.train import TeacherTrainConfig, train_teacher
 
