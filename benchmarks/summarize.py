@@ -19,12 +19,17 @@ def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _earlier(dataset: str, name: str) -> list[Path]:
+    """``name`` in each of the dataset's ``earlier-*`` folders (tables and reports of earlier runs)."""
+    return sorted((RESULTS / dataset).glob(f"earlier-*/{name}"))
+
+
 def main() -> None:
     lines = [
         "# Measured results",
         "",
         "Everything below was measured on 2-core development machines, CPU only (no GPU was lent to this task):",
-        "an AMD EPYC in earlier sessions, an Intel Xeon in later ones; the teachers' table and every report name",
+        "an AMD EPYC and an Intel Xeon, in turn across sessions; the teachers' table and every report name",
         "theirs, and numbers from different machines are not comparable. Each linked file names the command that",
         "produced it. `python benchmarks/summarize.py` rebuilds this page from those files. [NOTES.md](./NOTES.md)",
         "says how the runs were made (subsets, seeds, what shared the machine).",
@@ -52,14 +57,16 @@ def main() -> None:
         if students is None:
             continue
         teacher_f1 = students["teacher"]["test"]["overall"]["f1"] * 100
+        earlier = [
+            f"[{p.parent.relative_to(RESULTS)}](./{p.relative_to(RESULTS)})" for p in _earlier(name, "students.md")
+        ]
         lines += [
             f"### {name} ([full table](./{name}/students.md))",
             "",
             f"Teacher {teacher_f1:.2f}; published char BiLSTM-CRF {PUBLISHED[name][1]}."
             + (
-                f" An earlier run on another machine, with rows not repeated here: [{name}/earlier-amd]"
-                f"(./{name}/earlier-amd/students.md)."
-                if (RESULTS / name / "earlier-amd" / "students.md").exists()
+                " Earlier runs (another machine or teacher), with rows not repeated here: " + ", ".join(earlier) + "."
+                if earlier
                 else ""
             ),
             "",
@@ -73,7 +80,8 @@ def main() -> None:
         lines.append("")
     lines += ["## Deployment reports", ""]
     for name in DATASETS:
-        for report_name in ("report", "report-1-thread", "earlier-amd/report"):
+        earlier = [str(p.parent.relative_to(RESULTS / name)) for p in _earlier(name, "report/report.json")]
+        for report_name in ("report", "report-1-thread", *earlier):
             report = _load(RESULTS / name / report_name / "report.json")
             if report is None:
                 continue

