@@ -44,13 +44,15 @@ def main() -> None:
         teacher = _load(RESULTS / name / "teacher.json")
         if teacher is None:
             lines.append(f"| {name} | not run yet | | | {PUBLISHED[name][0]} | | | | |")
-            continue
-        o = teacher["test"]["overall"]
-        lines.append(
-            f"| {name} | {o['precision'] * 100:.2f} | {o['recall'] * 100:.2f} | {o['f1'] * 100:.2f} | "
-            f"{PUBLISHED[name][0]} | {teacher['epochs_run']} ({teacher['best_epoch']}) | "
-            f"{teacher['minutes_per_epoch']:.1f} | {teacher['machine']} | `{teacher['command']}` |"
-        )
+        runs = [(name, teacher)] if teacher else []
+        runs += [(str(p.parent.relative_to(RESULTS)), _load(p)) for p in _earlier(name, "teacher.json")]
+        for label, run in runs:
+            o = run["test"]["overall"]
+            lines.append(
+                f"| {label} | {o['precision'] * 100:.2f} | {o['recall'] * 100:.2f} | {o['f1'] * 100:.2f} | "
+                f"{PUBLISHED[name][0]} | {run['epochs_run']} ({run['best_epoch']}) | "
+                f"{run['minutes_per_epoch']:.1f} | {run['machine']} | `{run['command']}` |"
+            )
     lines += ["", "## Students", ""]
     for name in DATASETS:
         students = _load(RESULTS / name / "students.json")
