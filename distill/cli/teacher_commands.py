@@ -99,7 +99,7 @@ def teacher_train(**options) -> None:
       distill teacher-train --data ../shared/data/resume --out runs/resume-teacher
       distill teacher-train --data ../shared/data/resume --init-from runs/resume-teacher \\
           --epochs 3 --out runs/resume-teacher-more    # three more epochs, a new schedule
-      distill teacher-train --data ../shared/data/weibo --encoder-from runs/msra-teacher \
+      distill teacher-train --data ../shared/data/weibo --encoder-from runs/msra-teacher \\
           --out runs/weibo-teacher    # start from an encoder trained on MSRA's labels
     """
     from teacher.train import TeacherTrainConfig, train_teacher
