@@ -164,6 +164,15 @@ def run(command: list[str], log: Path, env: dict | None = None) -> float:
     return (time.time() - started) / 60
 
 
+def logged_minutes(out: Path) -> float:
+    """Minutes of the epochs ``out/train_log.jsonl`` already holds: what a killed run had done before
+    ``--resume`` continued it (0 for a fresh run), so a resumed run's entry counts its whole training."""
+    train_log = out / "train_log.jsonl"
+    if not train_log.exists():
+        return 0.0
+    return sum(json.loads(line)["seconds"] for line in train_log.read_text().splitlines() if line.strip()) / 60
+
+
 def read_timings(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -219,8 +228,12 @@ def main() -> None:
     timings_path = work / "timings.json"
     timings = read_timings(timings_path)
 
-    def timed(key: str, command: list[str]) -> None:
-        entry = {"minutes": round(run(command, log), 2), "command": " ".join(shlex.quote(c) for c in command[2:])}
+    def timed(key: str, command: list[str], resumed: Path | None = None) -> None:
+        earlier = logged_minutes(resumed) if resumed else 0.0
+        entry = {
+            "minutes": round(earlier + run(command, log), 2),
+            "command": " ".join(shlex.quote(c) for c in command[2:]),
+        }
         timings.update(record_timing(timings_path, key, entry))
 
     teacher = work / "teacher"
@@ -239,6 +252,7 @@ def main() -> None:
                 *spec["teacher"],
                 "--resume",
             ],
+            resumed=teacher,
         )
     teacher_config = done(teacher)
     log_rows = [json.loads(line) for line in (teacher / "train_log.jsonl").read_text().splitlines()]
@@ -317,19 +331,21 @@ def main() -> None:
                     *ROWS[row][1],
                     "--resume",
                 ]
-                jobs.append((f"{row}-seed{seed}", command))
+                jobs.append((f"{row}-seed{seed}", command, out))
     # Students are small: --jobs processes of one thread each use the cores better than one of many.
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.jobs > 1 else None
 
-    def attempt(job: tuple[str, list[str]]) -> float | None:
+    def attempt(job: tuple[str, list[str], Path]) -> float | None:
+        key, command, out = job
+        earlier = logged_minutes(out)
         try:
-            return run(job[1], log, env)
+            return earlier + run(command, log, env)
         except subprocess.CalledProcessError:
-            print(f"FAILED: {job[0]} (see {log})", flush=True)  # the other runs go on; rows show what exists
+            print(f"FAILED: {key} (see {log})", flush=True)  # the other runs go on; rows show what exists
             return None
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for (key, command), minutes in zip(jobs, pool.map(attempt, jobs)):
+        for (key, command, _), minutes in zip(jobs, pool.map(attempt, jobs)):
             if minutes is None:
                 continue
             entry = {
