@@ -302,3 +302,27 @@ def test_the_saved_student_is_the_weight_average_updated_every_step(tiny_teacher
     assert json.loads((tmp_path / "averaged" / "config.json").read_text())["training"]["ema"] == 0.9
     with pytest.raises(DistillError, match="--ema must lie in"):
         train_student(StudentTrainConfig(out=tmp_path / "bad", ema=1.0, **settings))
+
+
+def test_min_bigram_count_option_shrinks_the_bigram_table(tiny_teacher, tmp_path):
+    def bigram_rows(count: int) -> int:
+        out = tmp_path / f"count{count}"
+        options = ["--cache", tiny_teacher["cache"], "--out", out, "--bigrams", "--min-bigram-count", count]
+        result = CliRunner().invoke(cli, ["student-train", *map(str, options), "--epochs", "1", "--hidden", "8"])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "config.json").read_text())["training"]["min_bigram_count"] == count
+        return Student.load(out).featurizer.num_bigrams
+
+    once, thrice = bigram_rows(1), bigram_rows(3)
+    assert 2 < thrice < once  # two rows are padding and the shared row of the bigrams left out
+    zero = [
+        "student-train",
+        "--cache",
+        str(tiny_teacher["cache"]),
+        "--out",
+        str(tmp_path / "z"),
+        "--min-bigram-count",
+        "0",
+    ]
+    refused = CliRunner().invoke(cli, zero)
+    assert refused.exit_code != 0 and "--min-bigram-count" in refused.output

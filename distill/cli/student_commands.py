@@ -54,6 +54,14 @@ import click
 @click.option("--bigrams/--no-bigrams", default=False, show_default=True, help="Add character-bigram embeddings.")
 @click.option("--bigram-dim", default=64, show_default=True)
 @click.option(
+    "--min-bigram-count",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Keep the bigrams seen at least this often in the training text (labeled and unlabeled); the rest "
+    "share one row. Higher: a smaller bigram table, so a smaller model and serving process.",
+)
+@click.option(
     "--jieba/--no-jieba", default=False, show_default=True, help="Add jieba word-position (B/M/E/S) embeddings."
 )
 @click.option(
