@@ -96,18 +96,24 @@ def write(rows: list[dict]) -> None:
     RESULTS.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
+def record(row: dict) -> None:
+    """Add or replace one row: the file is read just before the write, so sweeps of other settings
+    running side by side keep each other's rows."""
+    path = RESULTS.with_suffix(".json")
+    rows = {(r["dataset"], r["setting"]): r for r in (json.loads(path.read_text()) if path.exists() else [])}
+    rows[(row["dataset"], row["setting"])] = row
+    write(sorted(rows.values(), key=lambda r: (r["dataset"], r["setting"])))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=["resume", "weibo", "msra"])
     parser.add_argument("--setting", action="append", required=True, help='NAME="teacher-train options"')
     parser.add_argument("--common", default="", help="Options every setting shares.")
     args = parser.parse_args()
-    existing = json.loads(RESULTS.with_suffix(".json").read_text()) if RESULTS.with_suffix(".json").exists() else []
-    rows = {(r["dataset"], r["setting"]): r for r in existing}
     for setting in args.setting:
         name, _, options = setting.partition("=")
-        rows[(args.dataset, name)] = train(args.dataset, name, shlex.split(options), shlex.split(args.common))
-        write(sorted(rows.values(), key=lambda r: (r["dataset"], r["setting"])))
+        record(train(args.dataset, name, shlex.split(options), shlex.split(args.common)))
 
 
 if __name__ == "__main__":
