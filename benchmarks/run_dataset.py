@@ -164,13 +164,18 @@ def run(command: list[str], log: Path, env: dict | None = None) -> float:
     return (time.time() - started) / 60
 
 
-def logged_minutes(out: Path) -> float:
-    """Minutes of the epochs ``out/train_log.jsonl`` already holds: what a killed run had done before
-    ``--resume`` continued it (0 for a fresh run), so a resumed run's entry counts its whole training."""
+def read_train_log(out: Path) -> list[dict]:
+    """The epochs ``out/train_log.jsonl`` holds; none for a run not started."""
     train_log = out / "train_log.jsonl"
     if not train_log.exists():
-        return 0.0
-    return sum(json.loads(line)["seconds"] for line in train_log.read_text().splitlines() if line.strip()) / 60
+        return []
+    return [json.loads(line) for line in train_log.read_text().splitlines() if line.strip()]
+
+
+def logged_minutes(epochs: list[dict]) -> float:
+    """Minutes of logged epochs: what a killed run had done before ``--resume`` continued it (0 for a
+    fresh run), so a resumed run's entry counts its whole training."""
+    return sum(r["seconds"] for r in epochs) / 60
 
 
 def read_timings(path: Path) -> dict:
@@ -229,7 +234,7 @@ def main() -> None:
     timings = read_timings(timings_path)
 
     def timed(key: str, command: list[str], resumed: Path | None = None) -> None:
-        earlier = logged_minutes(resumed) if resumed else 0.0
+        earlier = logged_minutes(read_train_log(resumed)) if resumed else 0.0
         entry = {
             "minutes": round(earlier + run(command, log), 2),
             "command": " ".join(shlex.quote(c) for c in command[2:]),
@@ -255,12 +260,12 @@ def main() -> None:
             resumed=teacher,
         )
     teacher_config = done(teacher)
-    log_rows = [json.loads(line) for line in (teacher / "train_log.jsonl").read_text().splitlines()]
+    log_rows = read_train_log(teacher)
     # A teacher trained by hand (before this script) has no timing entry: its log has the minutes.
     timings.setdefault(
         "teacher",
         {
-            "minutes": round(sum(r["seconds"] for r in log_rows) / 60, 2),
+            "minutes": round(logged_minutes(log_rows), 2),
             "command": "distill teacher-train "
             + " ".join(
                 f"--{k.replace('_', '-')}" + ("" if isinstance(item, bool) else f" {shlex.quote(str(item))}")
@@ -337,7 +342,7 @@ def main() -> None:
 
     def attempt(job: tuple[str, list[str], Path]) -> float | None:
         key, command, out = job
-        earlier = logged_minutes(out)
+        earlier = logged_minutes(read_train_log(out))
         try:
             return earlier + run(command, log, env)
         except subprocess.CalledProcessError:
