@@ -131,7 +131,7 @@ class Processes:
         """Rank 0's ``flag`` on every rank (e.g. 'stop early')."""
         if not self.distributed:
             return flag
-        value = torch.tensor([int(flag)])
+        value = self._collective_tensor([int(flag)])
         torch.distributed.broadcast(value, src=0)
         return bool(value.item())
 
@@ -139,7 +139,7 @@ class Processes:
         """Rank 0's ``choice`` (one of ``choices``) on every rank."""
         if not self.distributed:
             return choice
-        value = torch.tensor([choices.index(choice) if self.main else 0])
+        value = self._collective_tensor([choices.index(choice) if self.main else 0])
         torch.distributed.broadcast(value, src=0)
         return choices[int(value.item())]
 
@@ -147,9 +147,17 @@ class Processes:
         """The mean of ``value`` over ranks."""
         if not self.distributed:
             return value
-        tensor = torch.tensor([value], dtype=torch.float64)
+        tensor = self._collective_tensor([value], torch.float64)
         torch.distributed.all_reduce(tensor)
         return tensor.item() / self.world
+
+    @staticmethod
+    def _collective_tensor(values: list, dtype: torch.dtype = torch.long) -> torch.Tensor:
+        """``values`` where the process group's collectives take them: this process's GPU under
+        nccl (which refuses CPU tensors), the CPU under gloo."""
+        nccl = torch.distributed.get_backend() == "nccl"
+        device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+        return torch.tensor(values, dtype=dtype, device=device)
 
 
 def evaluate(
