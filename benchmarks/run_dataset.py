@@ -215,6 +215,9 @@ def main() -> None:
     parser.add_argument("--rows", default=",".join(ROWS))
     parser.add_argument("--single-seed-rows", default="", help="Rows run with the first seed only.")
     parser.add_argument("--work", type=Path)
+    parser.add_argument(
+        "--results", type=Path, help="Where the tables and the report go [default: benchmarks/results/DATASET]."
+    )
     parser.add_argument("--skip-benchmark", action="store_true")
     parser.add_argument("--one-thread-report", action="store_true", help="Also benchmark at one thread per process.")
     parser.add_argument(
@@ -225,7 +228,7 @@ def main() -> None:
     args = parser.parse_args()
     spec = DATASETS[args.dataset]
     work = args.work or ROOT / "runs" / args.dataset
-    results = ROOT / "benchmarks" / "results" / args.dataset
+    results = args.results or ROOT / "benchmarks" / "results" / args.dataset
     work.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
     log = work / "commands.log"
@@ -275,10 +278,12 @@ def main() -> None:
             ),
         },
     )
+    import torch  # noqa: F401 - describe_environment names the GPU once torch is imported
+
     env = describe_environment()
     teacher_summary = {
         "dataset": args.dataset,
-        "machine": f"{env['cpu']}, {env['cores']} cores",
+        "machine": f"{env['cpu']}, {env['cores']} cores, " + (env["gpu"] if env.get("cuda") else "CPU only"),
         "command": timings["teacher"]["command"],
         "minutes": timings["teacher"]["minutes"],
         "epochs_run": len(log_rows),
@@ -420,7 +425,7 @@ def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: 
     lines = [
         f"# {dataset}: teacher and students (test F1, %)",
         "",
-        f"Produced by `python benchmarks/run_dataset.py {dataset}` on {teacher['machine']} (CPU only).",
+        f"Produced by `python benchmarks/run_dataset.py {dataset}` on {teacher['machine']}.",
         f"Student options common to every row: `{' '.join(spec['student'])}` (embedding 128, BiLSTM 256 per direction "
         "unless the row says otherwise). Cache: the teacher over the train split plus up to "
         f"{spec['max_unlabeled']} sentences of People's Daily 1998-01. "

@@ -20,19 +20,21 @@ def _load(path: Path) -> dict | None:
 
 
 def _earlier(dataset: str, name: str) -> list[Path]:
-    """``name`` in each of the dataset's ``earlier-*`` folders (tables and reports of earlier runs)."""
-    return sorted((RESULTS / dataset).glob(f"earlier-*/{name}"))
+    """``name`` in each of the dataset's ``earlier-*`` and ``gpu-*`` folders (tables and reports of
+    earlier runs, and of runs on a GPU machine)."""
+    return sorted(p for pattern in ("earlier-*", "gpu-*") for p in (RESULTS / dataset).glob(f"{pattern}/{name}"))
 
 
 def main() -> None:
     lines = [
         "# Measured results",
         "",
-        "Everything below was measured on 2-core development machines, CPU only (no GPU was lent to this task):",
-        "an AMD EPYC and an Intel Xeon, in turn across sessions; the teachers' table and every report name",
-        "theirs, and numbers from different machines are not comparable. Each linked file names the command that",
-        "produced it. `python benchmarks/summarize.py` rebuilds this page from those files. [NOTES.md](./NOTES.md)",
-        "says how the runs were made (subsets, seeds, what shared the machine).",
+        "Everything below was measured on 2-core development machines, CPU only: an AMD EPYC and an Intel Xeon,",
+        "in turn across sessions, except the rows marked `gpu-h200`: one NVIDIA H200 lent for 15 minutes in one",
+        "session ([what ran there, and what did not](./resume/gpu-h200/README.md)). The teachers' table and every",
+        "report name their machine, and numbers from different machines are not comparable. Each linked file names",
+        "the command that produced it. `python benchmarks/summarize.py` rebuilds this page from those files.",
+        "[NOTES.md](./NOTES.md) says how the runs were made (subsets, seeds, what shared the machine).",
         "",
         "## Teachers (BERT-CRF on multilingual-e5-small, the default backbone)",
         "",
