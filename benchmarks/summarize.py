@@ -19,10 +19,10 @@ def _load(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _earlier(dataset: str, name: str) -> list[Path]:
-    """``name`` in each of the dataset's ``earlier-*`` and ``gpu-*`` folders (tables and reports of
-    earlier runs, and of runs on a GPU machine)."""
-    return sorted(p for pattern in ("earlier-*", "gpu-*") for p in (RESULTS / dataset).glob(f"{pattern}/{name}"))
+def _other_runs(dataset: str, name: str) -> list[Path]:
+    """``name`` in each of the dataset's folders (``earlier-*``, ``gpu-h200``, ...): the tables and
+    reports of runs on other machines or with other teachers than the dataset's own files."""
+    return sorted((RESULTS / dataset).glob(f"*/{name}"))
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
         if teacher is None:
             lines.append(f"| {name} | not run yet | | | {PUBLISHED[name][0]} | | | | |")
         runs = [(name, teacher)] if teacher else []
-        runs += [(str(p.parent.relative_to(RESULTS)), _load(p)) for p in _earlier(name, "teacher.json")]
+        runs += [(str(p.parent.relative_to(RESULTS)), _load(p)) for p in _other_runs(name, "teacher.json")]
         for label, run in runs:
             o = run["test"]["overall"]
             lines.append(
@@ -61,16 +61,16 @@ def main() -> None:
         if students is None:
             continue
         teacher_f1 = students["teacher"]["test"]["overall"]["f1"] * 100
-        earlier = [
-            f"[{p.parent.relative_to(RESULTS)}](./{p.relative_to(RESULTS)})" for p in _earlier(name, "students.md")
+        others = [
+            f"[{p.parent.relative_to(RESULTS)}](./{p.relative_to(RESULTS)})" for p in _other_runs(name, "students.md")
         ]
         lines += [
             f"### {name} ([full table](./{name}/students.md))",
             "",
             f"Teacher {teacher_f1:.2f}; published char BiLSTM-CRF {PUBLISHED[name][1]}."
             + (
-                " Earlier runs (another machine or teacher), with rows not repeated here: " + ", ".join(earlier) + "."
-                if earlier
+                " Other runs (another machine or teacher), with rows not repeated here: " + ", ".join(others) + "."
+                if others
                 else ""
             ),
             "",
@@ -84,8 +84,8 @@ def main() -> None:
         lines.append("")
     lines += ["## Deployment reports", ""]
     for name in DATASETS:
-        earlier = [str(p.parent.relative_to(RESULTS / name)) for p in _earlier(name, "report/report.json")]
-        for report_name in ("report", "report-1-thread", *earlier):
+        others = [str(p.parent.relative_to(RESULTS / name)) for p in _other_runs(name, "report/report.json")]
+        for report_name in ("report", "report-1-thread", *others):
             report = _load(RESULTS / name / report_name / "report.json")
             if report is None:
                 continue
