@@ -26,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from distill.environment import describe_environment
+from distill.environment import describe_environment, machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -61,6 +61,8 @@ KD_UNLABELED = ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1"]
 # name -> (description, student-train options); every row uses the same architecture and budget.
 ROWS = {
     "hard": ("hard-label student (alpha 1)", ["--alpha", "1"]),
+    # The bigram student without the teacher: what distillation adds where the features are equal.
+    "hard-bigrams": ("hard-label student (alpha 1), + bigrams", ["--alpha", "1", "--bigrams"]),
     "kd": ("distilled, emission KD, labeled only", ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "0"]),
     "kd-unlabeled": ("distilled, emission KD, + unlabeled", [*KD_UNLABELED]),
     "marginal-unlabeled": (
@@ -283,7 +285,7 @@ def main() -> None:
     env = describe_environment()
     teacher_summary = {
         "dataset": args.dataset,
-        "machine": f"{env['cpu']}, {env['cores']} cores, " + (env["gpu"] if env.get("cuda") else "CPU only"),
+        "machine": machine_line(env),
         "command": timings["teacher"]["command"],
         "minutes": timings["teacher"]["minutes"],
         "epochs_run": len(log_rows),

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from distill.environment import describe_environment
+from distill.environment import describe_environment, machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -52,11 +52,13 @@ def train(dataset: str, name: str, options: list[str], common: list[str]) -> dic
     config = json.loads(config_path.read_text())
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     training = config["training"]
+    import torch  # noqa: F401 - describe_environment names the GPU once torch is imported
+
     env = describe_environment()
     return {
         "dataset": dataset,
         "setting": name,
-        "machine": f"{env['cpu']}, {env['cores']} cores",
+        "machine": machine_line(env),
         "command": shlex.join(command),
         "lr": training["lr"],
         "batch_size": training["batch_size"],

@@ -47,3 +47,12 @@ def describe_environment() -> dict:
         if env["cuda"]:
             env["gpu"] = torch.cuda.get_device_name(0)
     return env
+
+
+def machine_line(env: dict) -> str:
+    """``env`` (from :func:`describe_environment`) as one line for a results table: CPU, cores and
+    the GPU, or 'CPU only' where torch (imported) found none; neither where torch was not imported."""
+    line = f"{env['cpu']}, {env['cores']} cores"
+    if "cuda" in env:
+        line += ", " + (env["gpu"] if env["cuda"] else "CPU only")
+    return line

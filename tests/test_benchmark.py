@@ -14,6 +14,7 @@ from distill.api import load_model
 from distill.benchmark import harness
 from distill.benchmark.harness import SCHEMA_VERSION, BenchmarkConfig, combine_rounds, run_benchmark
 from distill.benchmark.report import recommend, recommendation_line, render
+from distill.environment import machine_line
 from student.export import export_onnx
 from student.train import StudentTrainConfig, train_student
 
@@ -289,3 +290,10 @@ def test_stale_or_missing_onnx_export_is_refused(student_dir, tmp_path):
     (tmp_path / "onnx.json").write_text(json.dumps(meta))
     with pytest.raises(DistillError, match="no INT8 export"):
         load_model(student_dir, runtime="onnx-int8", onnx_dir=tmp_path)
+
+
+def test_machine_line_names_the_gpu_or_says_cpu_only() -> None:
+    base = {"cpu": "Some CPU", "cores": 2}
+    assert machine_line(base) == "Some CPU, 2 cores"  # torch not imported: nothing said of a GPU
+    assert machine_line(base | {"cuda": False}) == "Some CPU, 2 cores, CPU only"
+    assert machine_line(base | {"cuda": True, "gpu": "NVIDIA H200"}) == "Some CPU, 2 cores, NVIDIA H200"
