@@ -105,6 +105,7 @@ def main() -> None:
         ("precision.md", "the teacher's encoder in float32 and under bf16 autocast: training and inference speed"),
         ("decode.md", "Viterbi decoding: pytorch-crf against ours (numpy and torch)"),
         ("onnx-threads.md", "the ONNX student on two cores: threads inside a call against batches at once"),
+        ("memory.md", "the torch-free student process's peak memory, step by step"),
     ):
         if (RESULTS / page).exists():
             lines.append(f"- [{page}](./{page}): {what}")
