@@ -217,6 +217,13 @@ def test_recommendation_is_the_fastest_within_the_allowed_drop():
     assert rec["speedup_vs_teacher"] == pytest.approx(30.0) and rec["memory_saving_vs_teacher"] == pytest.approx(10.0)
     assert rec["speedup_vs_fastest_teacher"] == pytest.approx(15.0) and rec["fastest_teacher"] == "teacher [bf16, cpu]"
     assert "15.0x faster than teacher [bf16, cpu], its fastest variant" in recommendation_line(rec)
+    assert "and 10.0x less peak memory" in recommendation_line(rec)
+    # The teacher's own int8 variant (a little more memory than float32): no "0.9x less".
+    rec = recommend([runs[0], _run("teacher", "int8", 0.949, 5.0, kind="teacher", rss=950.0)], max_f1_drop=1.0)
+    assert (rec["variant"], rec["speedup_vs_teacher"]) == ("int8", pytest.approx(2.4))
+    assert "2.4x faster than the teacher at batch 1 and about the same peak memory" in recommendation_line(rec)
+    rec = recommend([runs[0], _run("teacher", "int8", 0.949, 5.0, kind="teacher", rss=1800.0)], max_f1_drop=1.0)
+    assert "and 2.0x the teacher's peak memory" in recommendation_line(rec)
     assert recommend(runs, max_f1_drop=3.0)["model"] == "tiny"
     assert recommend(runs, max_f1_drop=0.0)["model"] == "teacher"
     assert recommend([r for r in runs if r["kind"] != "teacher"], 1.0)["speedup_vs_teacher"] is None

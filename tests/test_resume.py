@@ -16,7 +16,7 @@ import pytest
 
 from distill.artifacts import load_tensors
 from distill.errors import DistillError
-from tests.conftest import TINY_TRAINING, cli_options
+from tests.conftest import PRECISION, TINY_TRAINING, cli_options
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
@@ -120,6 +120,9 @@ def test_killed_cache_build_resumes_to_identical_shards(tiny_teacher, tmp_path):
         "2",
         "--device",
         "cpu",
+        # Not auto, which times bf16 in each process: under load the two builds could choose apart.
+        "--precision",
+        PRECISION,
     ]
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     subprocess.run(distill(*base, "--out", str(whole)), env=ENV, check=True, capture_output=True)

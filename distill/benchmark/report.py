@@ -78,11 +78,21 @@ def recommendation_line(rec: dict | None) -> str:
     if rec.get("speedup_vs_teacher"):
         line += (
             f", {rec['speedup_vs_teacher']:.1f}x faster than the teacher at batch 1"
-            f" and {rec['memory_saving_vs_teacher']:.1f}x less peak memory"
+            f" and {_memory_phrase(rec['memory_saving_vs_teacher'])}"
         )
     if rec.get("fastest_teacher"):
         line += f" ({rec['speedup_vs_fastest_teacher']:.1f}x faster than {rec['fastest_teacher']}, its fastest variant)"
     return line + "."
+
+
+def _memory_phrase(saving: float) -> str:
+    """The teacher's peak memory over the chosen run's, in words: "4.0x less" where the choice saves
+    memory, "about the same" within 10%, else how many times the teacher's it takes."""
+    if saving >= 1.1:
+        return f"{saving:.1f}x less peak memory"
+    if saving > 1 / 1.1:
+        return "about the same peak memory"
+    return f"{1 / saving:.1f}x the teacher's peak memory"
 
 
 def _fmt(value, spec: str = ".2f", scale: float = 1.0) -> str:
