@@ -73,6 +73,10 @@ ROWS = {
         "distilled + unlabeled, + bigrams",
         [*KD_UNLABELED, "--bigrams"],
     ),
+    "marginal-unlabeled-bigrams": (
+        "distilled, marginal KD, + unlabeled, + bigrams",
+        ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", "1", "--bigrams"],
+    ),
     "kd-unlabeled-jieba": (
         "distilled + unlabeled, + jieba word positions",
         [*KD_UNLABELED, "--jieba"],
@@ -227,6 +231,13 @@ def main() -> None:
     )
     parser.add_argument("--benchmark-options", default="", help="Extra `distill benchmark` options, quoted.")
     parser.add_argument("--jobs", type=int, default=2, help="Student runs at a time (one thread each when > 1).")
+    parser.add_argument(
+        "--unlabeled",
+        type=Path,
+        action="append",
+        help="Raw text the cache adds to the train split (repeatable) [default: People's Daily 1998-01]. The "
+        "teacher is trained with the default either way (its vocabulary keeps that text's characters).",
+    )
     args = parser.parse_args()
     spec = DATASETS[args.dataset]
     work = args.work or ROOT / "runs" / args.dataset
@@ -237,6 +248,7 @@ def main() -> None:
     distill = [sys.executable, "-m", "distill"]
     timings_path = work / "timings.json"
     timings = read_timings(timings_path)
+    unlabeled = args.unlabeled or [UNLABELED]
 
     def timed(key: str, command: list[str], resumed: Path | None = None) -> None:
         earlier = logged_minutes(read_train_log(resumed)) if resumed else 0.0
@@ -307,8 +319,7 @@ def main() -> None:
                 str(teacher),
                 "--data",
                 str(spec["data"]),
-                "--unlabeled",
-                str(UNLABELED),
+                *[option for path in unlabeled for option in ("--unlabeled", str(path))],
                 "--max-unlabeled",
                 str(spec["max_unlabeled"]),
                 *spec.get("cache", []),
@@ -387,7 +398,7 @@ def main() -> None:
             "minutes": [timings.get(f"{row}-seed{s}", {}).get("minutes") for s in seeds],
         }
     if table:
-        write_tables(args.dataset, teacher_summary, table, spec, results, args.jobs)
+        write_tables(args.dataset, teacher_summary, table, spec, results, args.jobs, describe_unlabeled(unlabeled))
 
     if not args.skip_benchmark:
         models = ["--model", f"teacher={teacher}"]
@@ -419,7 +430,17 @@ def main() -> None:
             )
 
 
-def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: Path, jobs: int) -> None:
+def describe_unlabeled(paths: list[Path]) -> str:
+    """The cache's raw text as the tables name it."""
+    if paths == [UNLABELED]:
+        return "of People's Daily 1998-01"
+    names = [f"`{path.relative_to(SHARED) if path.is_relative_to(SHARED) else path}`" for path in paths]
+    return ("of " if len(names) == 1 else "from each of ") + ", ".join(names)
+
+
+def write_tables(
+    dataset: str, teacher: dict, table: dict, spec: dict, results: Path, jobs: int, unlabeled_text: str
+) -> None:
     (results / "students.json").write_text(
         json.dumps({"teacher": {k: v for k, v in teacher.items() if k != "epochs"}, "rows": table}, indent=2) + "\n"
     )
@@ -430,7 +451,7 @@ def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: 
         f"Produced by `python benchmarks/run_dataset.py {dataset}` on {teacher['machine']}.",
         f"Student options common to every row: `{' '.join(spec['student'])}` (embedding 128, BiLSTM 256 per direction "
         "unless the row says otherwise). Cache: the teacher over the train split plus up to "
-        f"{spec['max_unlabeled']} sentences of People's Daily 1998-01. "
+        f"{spec['max_unlabeled']} sentences {unlabeled_text}. "
         + (
             f"Student runs went {jobs} at a time, one thread each, so their minutes are those of a core shared "
             "with the other runs."

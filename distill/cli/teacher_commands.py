@@ -134,7 +134,12 @@ def teacher_train(**options) -> None:
 @click.option(
     "--max-labeled", default=0, show_default=True, help="At most the first N sentences of each split (0: all)."
 )
-@click.option("--max-unlabeled", default=0, show_default=True, help="At most this many unlabeled sentences (0: all).")
+@click.option(
+    "--max-unlabeled",
+    default=0,
+    show_default=True,
+    help="At most this many sentences from each --unlabeled file (0: all).",
+)
 @click.option(
     "--max-len", default=256, show_default=True, help="Unlabeled text is split into sentences of at most this length."
 )
