@@ -24,18 +24,8 @@ from pathlib import Path
 
 from timing import write_results
 
+from distill.benchmark.worker import peak_rss_mb, rss_mb
 from distill.environment import describe_environment
-
-
-def _memory_mb() -> tuple[float, float]:
-    """(peak, current) resident memory of this process in MiB, from /proc/self/status (Linux)."""
-    fields = {}
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS"):
-                fields[key] = int(value.split()[0]) / 1024
-    return fields["VmHWM"], fields["VmRSS"]
 
 
 def worker(data: str, student: str, onnx_dir: str) -> list[dict]:
@@ -43,8 +33,7 @@ def worker(data: str, student: str, onnx_dir: str) -> list[dict]:
     stages = []
 
     def record(stage: str) -> None:
-        peak, current = _memory_mb()
-        stages.append({"stage": stage, "peak_mb": round(peak, 1), "rss_mb": round(current, 1)})
+        stages.append({"stage": stage, "peak_mb": round(peak_rss_mb(), 1), "rss_mb": round(rss_mb(), 1)})
 
     record("python and this script")
     import numpy  # noqa: F401
@@ -60,10 +49,11 @@ def worker(data: str, student: str, onnx_dir: str) -> list[dict]:
     model = load_model(student, "cpu", "onnx-int8", onnx_dir, 0)
     record("model loaded (onnx-int8)")
     by_length = sorted(texts, key=len)
-    longest = by_length[-max(1, len(texts) // 100) :]
-    for text in by_length[: -len(longest)]:
+    cut = len(texts) - max(1, len(texts) // 100)
+    shorter, longest = by_length[:cut], by_length[cut:]
+    for text in shorter:
         model.predict([text])
-    record(f"batch 1: every sentence but the longest 1% (up to {len(by_length[-len(longest) - 1])} characters)")
+    record(f"batch 1: every sentence but the longest 1% (up to {max(map(len, shorter), default=0)} characters)")
     for text in longest:
         model.predict([text])
     record(f"batch 1: the longest 1% ({len(longest)} sentences, up to {len(longest[-1])} characters)")
