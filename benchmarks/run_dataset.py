@@ -77,6 +77,14 @@ ROWS = {
         "distilled, marginal KD, + unlabeled, + bigrams",
         ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", "1", "--bigrams"],
     ),
+    "marginal-unlabeled3-bigrams": (
+        "distilled, marginal KD, + 3x unlabeled per epoch, + bigrams",
+        ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", "3", "--bigrams"],
+    ),
+    "marginal-unlabeled3-bigrams-jieba": (
+        "distilled, marginal KD, + 3x unlabeled per epoch, + bigrams + jieba word positions",
+        ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", "3", "--bigrams", "--jieba"],
+    ),
     "kd-unlabeled-jieba": (
         "distilled + unlabeled, + jieba word positions",
         [*KD_UNLABELED, "--jieba"],
