@@ -158,6 +158,7 @@ BENCHMARKED = (
     "hard",
     "kd-unlabeled",
     "kd-unlabeled-bigrams",
+    "marginal-unlabeled3-bigrams",
     "full",
     "small-kd-unlabeled",
     "small-kd-unlabeled-bigrams",
