@@ -396,6 +396,7 @@ def main() -> None:
             continue
         seeds = [r["training"]["seed"] for r in runs]
         f1s = [r["metrics"]["test"]["overall"]["f1"] * 100 for r in runs]
+        timed_runs = [timings.get(f"{row}-seed{s}", {}) for s in seeds]
         table[row] = {
             "description": description,
             "options": " ".join(options),
@@ -404,10 +405,11 @@ def main() -> None:
             "mean": statistics.fmean(f1s),
             "std": statistics.stdev(f1s) if len(f1s) > 1 else None,
             "dev_f1": [r["metrics"]["dev_f1"] * 100 for r in runs],
-            "minutes": [timings.get(f"{row}-seed{s}", {}).get("minutes") for s in seeds],
+            "minutes": [t.get("minutes") for t in timed_runs],
+            "parallel_jobs": [t.get("parallel_jobs") for t in timed_runs],
         }
     if table:
-        write_tables(args.dataset, teacher_summary, table, spec, results, args.jobs, describe_unlabeled(unlabeled))
+        write_tables(args.dataset, teacher_summary, table, spec, results, describe_unlabeled(unlabeled))
 
     if not args.skip_benchmark:
         models = ["--model", f"teacher={teacher}"]
@@ -447,9 +449,7 @@ def describe_unlabeled(paths: list[Path]) -> str:
     return ("of " if len(names) == 1 else "from each of ") + ", ".join(names)
 
 
-def write_tables(
-    dataset: str, teacher: dict, table: dict, spec: dict, results: Path, jobs: int, unlabeled_text: str
-) -> None:
+def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: Path, unlabeled_text: str) -> None:
     (results / "students.json").write_text(
         json.dumps({"teacher": {k: v for k, v in teacher.items() if k != "epochs"}, "rows": table}, indent=2) + "\n"
     )
@@ -461,12 +461,7 @@ def write_tables(
         f"Student options common to every row: `{' '.join(spec['student'])}` (embedding 128, BiLSTM 256 per direction "
         "unless the row says otherwise). Cache: the teacher over the train split plus up to "
         f"{spec['max_unlabeled']} sentences {unlabeled_text}. "
-        + (
-            f"Student runs went {jobs} at a time, one thread each, so their minutes are those of a core shared "
-            "with the other runs."
-            if jobs > 1
-            else "Student runs went one at a time."
-        ),
+        + _concurrency_note(sorted({j for row in table.values() for j in row["parallel_jobs"] if j is not None})),
         "",
         "| model | test F1 | mean +- std | seeds | gap to teacher | minutes per run |",
         "|---|---|---|---|---|---|",
@@ -483,6 +478,20 @@ def write_tables(
             f"{row['mean'] - t:+.2f} | {per_run} |"
         )
     (results / "students.md").write_text("\n".join(lines) + "\n")
+
+
+def _concurrency_note(jobs: list[int]) -> str:
+    """How many student runs shared the machine, from each run's record (tables grow over several calls)."""
+    if not jobs:
+        return ""
+    if jobs == [1]:
+        return "Student runs went one at a time."
+    shared = "one thread each, so their minutes are those of a core shared with the other runs."
+    if len(jobs) == 1:
+        return f"Student runs went {jobs[0]} at a time, {shared}"
+    counts = " or ".join(str(j) for j in jobs)
+    where = "each run's count: students.json `parallel_jobs`"
+    return f"Student runs went {counts} at a time ({where}); with more, {shared}"
 
 
 if __name__ == "__main__":
