@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -26,6 +27,19 @@ TINY_TRAINING = {
 def cli_options(**settings: object) -> list[str]:
     """``{"batch_size": 4}`` -> ``["--batch-size", "4"]``: settings as command-line options."""
     return [part for key, value in settings.items() for part in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def predicted_lines(result, texts: list[str]) -> list[dict]:
+    """The JSON lines of a ``distill predict`` run over ``texts``, checked: one line per text, in
+    order, each entity's offsets spanning its own text in the original string."""
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["text"] for line in lines] == texts
+    for line in lines:
+        for entity in line["entities"]:
+            assert line["text"][entity["start"] : entity["end"]] == entity["text"]
+            assert entity["end"] > entity["start"]
+    return lines
 
 
 SHARED_DATA = Path(os.environ.get("DISTILL_SHARED_DATA", REPO.parent / "shared" / "data"))

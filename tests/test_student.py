@@ -20,6 +20,7 @@ from student.losses import emission_kd, hard_nll, marginal_kd, mixed_loss
 from student.lstm_pair import reverse_index
 from student.model import Architecture, BiLstmCrf, Student
 from student.train import StudentTrainConfig, train_student
+from tests.conftest import predicted_lines
 
 TINY = {"epochs": 4, "hidden": 16, "embedding_dim": 16, "batch_size": 8, "patience": 4}
 
@@ -252,14 +253,7 @@ def test_cache_with_another_label_set_is_refused(tiny_teacher, tmp_path):
 def test_predict_offsets_on_spaces_latin_digits_and_emoji(distilled):
     out, _ = distilled
     texts = ["张三 在 北京。abc 123 😀 李四在上海工作！", "😀😀张三", "   ", "", "x" * 700 + "。张三在北京"]
-    result = CliRunner().invoke(cli, ["predict", str(out), *texts])
-    assert result.exit_code == 0, result.output
-    lines = [json.loads(line) for line in result.output.splitlines()]
-    assert [line["text"] for line in lines] == texts
-    for line in lines:
-        for entity in line["entities"]:
-            assert line["text"][entity["start"] : entity["end"]] == entity["text"]
-            assert entity["end"] > entity["start"]
+    lines = predicted_lines(CliRunner().invoke(cli, ["predict", str(out), *texts]), texts)
     assert lines[2]["entities"] == [] and lines[3]["entities"] == []
     from distill.api import load_model
 
