@@ -101,7 +101,7 @@ def main() -> None:
             )
     lines += ["", "## Sweeps and micro-benchmarks", ""]
     for page, what in (
-        ("teacher-sweep.md", "teacher settings (learning rate, batch size, patience), one run each"),
+        ("teacher-sweep.md", "teacher settings (learning rate, batch size, patience, more epochs), one run each"),
         ("precision.md", "the teacher's encoder in float32 and under bf16 autocast: training and inference speed"),
         ("decode.md", "Viterbi decoding: pytorch-crf against ours (numpy and torch)"),
         ("onnx-threads.md", "the ONNX student on two cores: threads inside a call against batches at once"),
