@@ -10,6 +10,7 @@ evaluates and writes.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class TeacherTrainConfig(RunSettings):
     """Measured better than 5e-5 at batch 32 for the default backbone: Resume test F1 95.12 against
     94.90, best dev F1 95.65 against 94.41 (``benchmarks/results/teacher-sweep.md``)."""
     head_lr: float = 1e-3
+    layer_lr_decay: float = 1.0
+    """Layer-wise learning-rate decay: each encoder layer learns at this factor of the rate of the
+    layer above it (1.0: one rate for the whole encoder)."""
     warmup: float = 0.1
     weight_decay: float = 0.01
     dropout: float = 0.1
@@ -73,15 +77,35 @@ class TeacherTrainConfig(RunSettings):
     teacher's, on that teacher's backbone; the linear layer and the CRF start afresh."""
 
 
-def _param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
-    groups: dict[tuple[bool, bool], list] = {}
+def encoder_depth(name: str, num_layers: int) -> int:
+    """Depth of a parameter of the network: 0 for the encoder's embeddings, i + 1 for its
+    transformer layer i, and ``num_layers`` for anything else (the top layer's depth)."""
+    if name.startswith("encoder.") and ".embeddings." in name:
+        return 0
+    layer = _LAYER_INDEX.search(name) if name.startswith("encoder.") else None
+    return int(layer.group(1)) + 1 if layer else num_layers
+
+
+_LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
+
+
+def param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
+    """AdamW groups: the head at ``head_lr``; the encoder at ``lr * layer_lr_decay ** (L - d)`` for
+    depth d of L layers (the top layer at ``lr``, the embeddings at ``lr * layer_lr_decay ** L``);
+    no weight decay on biases, LayerNorm and the CRF."""
+    num_layers = net.encoder.config.num_hidden_layers
+    groups: dict[tuple[bool, bool, int], list] = {}
     for name, param in net.named_parameters():
         head = not name.startswith("encoder.")
         decay = param.ndim > 1 and "LayerNorm" not in name and "layer_norm" not in name and "crf." not in name
-        groups.setdefault((head, decay), []).append(param)
+        groups.setdefault((head, decay, encoder_depth(name, num_layers)), []).append(param)
     return [
-        {"params": params, "lr": cfg.head_lr if head else cfg.lr, "weight_decay": cfg.weight_decay if decay else 0.0}
-        for (head, decay), params in groups.items()
+        {
+            "params": params,
+            "lr": cfg.head_lr if head else cfg.lr * cfg.layer_lr_decay ** (num_layers - depth),
+            "weight_decay": cfg.weight_decay if decay else 0.0,
+        }
+        for (head, decay, depth), params in groups.items()
     ]
 
 
@@ -228,7 +252,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
     steps_per_epoch = len(bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens)) // procs.world
-    optimizer = torch.optim.AdamW(_param_groups(net, cfg))
+    optimizer = torch.optim.AdamW(param_groups(net, cfg))
     scheduler = get_linear_schedule_with_warmup(
         optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
     )

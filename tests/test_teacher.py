@@ -20,7 +20,7 @@ from distill.errors import DistillError
 from teacher import model as teacher_model
 from teacher.cache import CacheConfig, build_cache
 from teacher.model import Teacher, bf16_faster, native_bf16, use_bf16
-from teacher.train import TeacherTrainConfig, train_teacher
+from teacher.train import TeacherTrainConfig, param_groups, train_teacher
 from teacher.windows import make_window_batch, plan_windows
 from tests.conftest import PRECISION, cli_options, predicted_lines
 from tests.conftest import TINY_TRAINING as FAST
@@ -59,6 +59,31 @@ def test_loaded_teacher_tags_like_the_saved_one(workspace):
     emissions, _ = teacher.emissions(texts)
     torch.testing.assert_close(emissions, again.emissions(texts)[0])
     assert teacher.tag_ids(texts) == again.tag_ids(texts)
+
+
+def test_layer_wise_learning_rates_fall_from_the_top_layer_to_the_embeddings(workspace):
+    net = Teacher.load(workspace["teacher"]).net
+    layers = net.encoder.config.num_hidden_layers
+    groups = param_groups(
+        net, TeacherTrainConfig(out=workspace["teacher"], lr=1e-3, head_lr=1e-2, weight_decay=0.1, layer_lr_decay=0.5)
+    )
+    rate, weight_decay = {}, {}
+    for group in groups:
+        for param in group["params"]:
+            rate[id(param)], weight_decay[id(param)] = group["lr"], group["weight_decay"]
+    named = dict(net.named_parameters())
+    assert len(rate) == len(named) == sum(len(g["params"]) for g in groups)  # every parameter, once
+    expected_depth = {"embeddings.": 0, **{f"encoder.layer.{i}.": i + 1 for i in range(layers)}}
+    for name, param in named.items():
+        if name.startswith("encoder."):
+            depth = next(d for prefix, d in expected_depth.items() if name[len("encoder.") :].startswith(prefix))
+            assert rate[id(param)] == pytest.approx(1e-3 * 0.5 ** (layers - depth)), name
+        else:
+            assert rate[id(param)] == 1e-2, name
+        no_decay = name.endswith("bias") or "LayerNorm" in name or name.startswith("crf.")
+        assert weight_decay[id(param)] == (0.0 if no_decay else 0.1), name
+    single_rate = param_groups(net, TeacherTrainConfig(out=workspace["teacher"], lr=1e-3))
+    assert {g["lr"] for g in single_rate} == {1e-3, TeacherTrainConfig.head_lr}
 
 
 def test_training_continues_from_a_saved_teacher(workspace, tmp_path):
