@@ -31,6 +31,28 @@ def workspace(tiny_teacher) -> dict[str, Path]:
     return tiny_teacher
 
 
+def tiny_cache_config(workspace: dict[str, Path], out: Path, **settings: object) -> CacheConfig:
+    """A cache of the tiny teacher over the tiny corpus, float32, 16 sentences a shard, unless
+    ``settings`` say otherwise."""
+    defaults = {
+        "precision": PRECISION,
+        "teacher": workspace["teacher"],
+        "data": str(workspace["data"]),
+        "shard_size": 16,
+    }
+    return CacheConfig(out=out, **{**defaults, **settings})
+
+
+def run_two_processes(port: int, *arguments: str) -> None:
+    """``distill ARGUMENTS`` under torchrun in two CPU processes of one thread each; it must succeed."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
+    result = subprocess.run(
+        [*torchrun, "-m", "distill", *arguments], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_training_writes_a_complete_directory_that_learned(workspace):
     teacher_dir = workspace["teacher"]
     names = {p.name for p in teacher_dir.iterdir()}
@@ -175,16 +197,7 @@ def test_long_input_runs_in_windows_and_matches_short_input_where_windows_cover_
 
 def test_cache_holds_what_the_teacher_says(workspace, tmp_path):
     out = tmp_path / "cache"
-    index = build_cache(
-        CacheConfig(
-            precision=PRECISION,
-            teacher=workspace["teacher"],
-            out=out,
-            data=str(workspace["data"]),
-            unlabeled=[str(workspace["raw"])],
-            shard_size=16,
-        )
-    )
+    index = build_cache(tiny_cache_config(workspace, out, unlabeled=[str(workspace["raw"])]))
     assert index["complete"] and index["sentences"] == 60 + 9 and len(index["shards"]) == 5
     assert [s["sentences"] for s in index["sources"]] == [60, 9]
     assert index["last_run"]["chars_per_second"] > 0
@@ -203,9 +216,7 @@ def test_cache_holds_what_the_teacher_says(workspace, tmp_path):
 
 def test_interrupted_cache_resumes_from_complete_shards(workspace, tmp_path):
     out = tmp_path / "cache"
-    cfg = CacheConfig(
-        precision=PRECISION, teacher=workspace["teacher"], out=out, data=str(workspace["data"]), shard_size=16
-    )
+    cfg = tiny_cache_config(workspace, out)
     build_cache(cfg)
     first = (out / "shard-00001.safetensors").read_bytes()
     (out / "shard-00002.safetensors").unlink()  # as if killed before shard 2 was complete
@@ -223,11 +234,7 @@ def test_interrupted_cache_resumes_from_complete_shards(workspace, tmp_path):
 
 def test_cache_from_another_teacher_or_changed_source_is_refused(workspace, tmp_path):
     out = tmp_path / "cache"
-    build_cache(
-        CacheConfig(
-            precision=PRECISION, teacher=workspace["teacher"], out=out, data=str(workspace["data"]), shard_size=16
-        )
-    )
+    build_cache(tiny_cache_config(workspace, out))
     other = tmp_path / "other-teacher"
     train_teacher(
         TeacherTrainConfig(
@@ -235,26 +242,13 @@ def test_cache_from_another_teacher_or_changed_source_is_refused(workspace, tmp_
         )
     )
     with pytest.raises(DistillError, match="built by teacher"):
-        build_cache(
-            CacheConfig(
-                precision=PRECISION, teacher=other, out=out, data=str(workspace["data"]), shard_size=16, resume=True
-            )
-        )
+        build_cache(tiny_cache_config(workspace, out, teacher=other, resume=True))
     changed = tmp_path / "changed"
     changed.mkdir()
     for split in ("train", "dev", "test"):
         (changed / f"{split}.txt").write_text((workspace["data"] / f"{split}.txt").read_text() + "好\tO\n\n")
     with pytest.raises(DistillError, match="other sources"):
-        build_cache(
-            CacheConfig(
-                precision=PRECISION,
-                teacher=workspace["teacher"],
-                out=out,
-                data=str(changed),
-                shard_size=16,
-                resume=True,
-            )
-        )
+        build_cache(tiny_cache_config(workspace, out, data=str(changed), resume=True))
 
 
 def test_evaluate_and_predict_commands(workspace):
@@ -277,17 +271,8 @@ def test_evaluate_and_predict_commands(workspace):
 
 def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_path):
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29533",
-        "-m",
-        "distill",
+    run_two_processes(
+        29533,
         "teacher-train",
         "--data",
         str(workspace["data"]),
@@ -296,9 +281,7 @@ def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_
         "--out",
         str(out),
         *cli_options(**{**FAST, "epochs": 10, "batch_size": 4, "patience": 10}),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
+    )
     config = json.loads((out / "config.json").read_text())
     single = json.loads((workspace["teacher"] / "config.json").read_text())
     assert (
@@ -311,23 +294,10 @@ def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_
 
 def test_two_process_cache_writes_the_same_shards(workspace, tmp_path):
     single = tmp_path / "single"
-    build_cache(
-        CacheConfig(
-            precision=PRECISION, teacher=workspace["teacher"], out=single, data=str(workspace["data"]), shard_size=8
-        )
-    )
+    build_cache(tiny_cache_config(workspace, single, shard_size=8))
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29534",
-        "-m",
-        "distill",
+    run_two_processes(
+        29534,
         "teacher-cache",
         str(workspace["teacher"]),
         "--data",
@@ -340,9 +310,7 @@ def test_two_process_cache_writes_the_same_shards(workspace, tmp_path):
         "cpu",
         "--precision",
         PRECISION,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
+    )
     left, right = load_cache(single), load_cache(out)
     assert read_index(out)["last_run"]["processes"] == 2 and len(read_index(out)["shards"]) == 8
     np.testing.assert_array_equal(left.chars, right.chars)
@@ -384,7 +352,7 @@ def test_bf16_teacher_trains_caches_and_refuses_a_float32_resume(workspace, tmp_
     assert low.dtype == full.dtype == torch.float32 and not torch.equal(low, full)
     torch.testing.assert_close(low, full, atol=0.1, rtol=0.05)  # bf16 keeps about 3 significant digits
     cache = tmp_path / "cache"
-    cfg = CacheConfig(precision="bf16", teacher=out, out=cache, data=str(workspace["data"]), shard_size=16)
+    cfg = tiny_cache_config(workspace, cache, teacher=out, precision="bf16")
     assert build_cache(cfg)["teacher"]["precision"] == "bf16"
     first = load_cache(cache)
     at = first.span(0)
@@ -392,7 +360,7 @@ def test_bf16_teacher_trains_caches_and_refuses_a_float32_resume(workspace, tmp_
         first.emissions[at], teacher.emissions([first.text(0)])[0][0].numpy(), atol=2e-2, rtol=1e-2
     )
     with pytest.raises(DistillError, match="--precision bf16"):
-        build_cache(CacheConfig(precision="fp32", teacher=out, out=cache, data=str(workspace["data"]), shard_size=16))
+        build_cache(tiny_cache_config(workspace, cache, teacher=out, precision="fp32"))
 
 
 def _auto_measures(monkeypatch, bf16_faster_here: bool) -> None:
