@@ -77,16 +77,17 @@ class TeacherTrainConfig(RunSettings):
     teacher's, on that teacher's backbone; the linear layer and the CRF start afresh."""
 
 
-def encoder_depth(name: str, num_layers: int) -> int:
+_LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
+"""The index in a transformer layer's parameter name (``encoder.encoder.layer.3.attention...``)."""
+
+
+def _encoder_depth(name: str, num_layers: int) -> int:
     """Depth of a parameter of the network: 0 for the encoder's embeddings, i + 1 for its
     transformer layer i, and ``num_layers`` for anything else (the top layer's depth)."""
     if name.startswith("encoder.") and ".embeddings." in name:
         return 0
     layer = _LAYER_INDEX.search(name) if name.startswith("encoder.") else None
     return int(layer.group(1)) + 1 if layer else num_layers
-
-
-_LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
 
 
 def param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
@@ -98,7 +99,7 @@ def param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
     for name, param in net.named_parameters():
         head = not name.startswith("encoder.")
         decay = param.ndim > 1 and "LayerNorm" not in name and "layer_norm" not in name and "crf." not in name
-        groups.setdefault((head, decay, encoder_depth(name, num_layers)), []).append(param)
+        groups.setdefault((head, decay, _encoder_depth(name, num_layers)), []).append(param)
     return [
         {
             "params": params,
