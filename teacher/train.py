@@ -82,11 +82,11 @@ _LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
 
 
 def _encoder_depth(name: str, num_layers: int) -> int:
-    """Depth of a parameter of the network: 0 for the encoder's embeddings, i + 1 for its
-    transformer layer i, and ``num_layers`` for anything else (the top layer's depth)."""
-    if name.startswith("encoder.") and ".embeddings." in name:
+    """Depth of an encoder parameter: 0 for the embeddings, i + 1 for transformer layer i, and
+    ``num_layers`` for anything else (the top layer's depth)."""
+    if ".embeddings." in name:
         return 0
-    layer = _LAYER_INDEX.search(name) if name.startswith("encoder.") else None
+    layer = _LAYER_INDEX.search(name)
     return int(layer.group(1)) + 1 if layer else num_layers
 
 
@@ -99,7 +99,8 @@ def param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
     for name, param in net.named_parameters():
         head = not name.startswith("encoder.")
         decay = param.ndim > 1 and "LayerNorm" not in name and "layer_norm" not in name and "crf." not in name
-        groups.setdefault((head, decay, _encoder_depth(name, num_layers)), []).append(param)
+        depth = num_layers if head else _encoder_depth(name, num_layers)
+        groups.setdefault((head, decay, depth), []).append(param)
     return [
         {
             "params": params,
