@@ -254,6 +254,13 @@ def main() -> None:
         help="Raw text the cache adds to the train split (repeatable) [default: People's Daily 1998-01]. The "
         "teacher is trained with the default either way (its vocabulary keeps that text's characters).",
     )
+    parser.add_argument(
+        "--teacher-ensemble",
+        type=Path,
+        action="append",
+        help="A trained teacher directory (repeatable): the work directory's teacher is then the ensemble "
+        "of these (`distill teacher-ensemble`), scored on dev and test here, instead of one trained afresh.",
+    )
     args = parser.parse_args()
     spec = DATASETS[args.dataset]
     work = args.work or ROOT / "runs" / args.dataset
@@ -275,54 +282,29 @@ def main() -> None:
         timings.update(record_timing(timings_path, key, entry))
 
     teacher = work / "teacher"
-    if not done(teacher):
-        timed(
-            "teacher",
-            [
-                *distill,
-                "teacher-train",
-                "--data",
-                str(spec["data"]),
-                "--unlabeled",
-                str(UNLABELED),
-                "--out",
-                str(teacher),
-                *spec["teacher"],
-                "--resume",
-            ],
-            resumed=teacher,
-        )
-    teacher_config = done(teacher)
-    log_rows = read_train_log(teacher)
-    # A teacher trained by hand (before this script) has no timing entry: its log has the minutes.
-    timings.setdefault(
-        "teacher",
-        {
-            "minutes": round(logged_minutes(log_rows), 2),
-            "command": "distill teacher-train "
-            + " ".join(
-                f"--{k.replace('_', '-')}" + ("" if isinstance(item, bool) else f" {shlex.quote(str(item))}")
-                for k, v in teacher_config["training"].items()
-                if v not in (None, [], "", False)
-                for item in (v if isinstance(v, list) else [v])
-            ),
-        },
-    )
-    import torch  # noqa: F401 - describe_environment names the GPU once torch is imported
-
-    env = describe_environment()
-    teacher_summary = {
-        "dataset": args.dataset,
-        "machine": machine_line(env),
-        "command": timings["teacher"]["command"],
-        "minutes": timings["teacher"]["minutes"],
-        "epochs_run": len(log_rows),
-        "minutes_per_epoch": round(statistics.fmean(r["seconds"] for r in log_rows) / 60, 2),
-        "best_epoch": teacher_config["metrics"]["epoch"],
-        "dev_f1": teacher_config["metrics"]["dev_f1"],
-        "test": teacher_config["metrics"]["test"],
-        "epochs": log_rows,
-    }
+    if args.teacher_ensemble:
+        if not (teacher / "config.json").exists():
+            timed("teacher", [*distill, "teacher-ensemble", *map(str, args.teacher_ensemble), "--out", str(teacher)])
+        teacher_summary = ensemble_summary(args.dataset, teacher, spec["data"], timings["teacher"])
+    else:
+        if not done(teacher):
+            timed(
+                "teacher",
+                [
+                    *distill,
+                    "teacher-train",
+                    "--data",
+                    str(spec["data"]),
+                    "--unlabeled",
+                    str(UNLABELED),
+                    "--out",
+                    str(teacher),
+                    *spec["teacher"],
+                    "--resume",
+                ],
+                resumed=teacher,
+            )
+        teacher_summary = trained_teacher_summary(args.dataset, teacher, timings)
     (results / "teacher.json").write_text(json.dumps(teacher_summary, indent=2) + "\n")
 
     cache = work / "cache"
@@ -448,6 +430,71 @@ def main() -> None:
             )
 
 
+def trained_teacher_summary(dataset: str, teacher: Path, timings: dict) -> dict:
+    """teacher.json for a teacher trained here (or by hand, whose log has the minutes)."""
+    config = done(teacher)
+    log_rows = read_train_log(teacher)
+    timings.setdefault(
+        "teacher",
+        {
+            "minutes": round(logged_minutes(log_rows), 2),
+            "command": "distill teacher-train "
+            + " ".join(
+                f"--{k.replace('_', '-')}" + ("" if isinstance(item, bool) else f" {shlex.quote(str(item))}")
+                for k, v in config["training"].items()
+                if v not in (None, [], "", False)
+                for item in (v if isinstance(v, list) else [v])
+            ),
+        },
+    )
+    return {
+        "dataset": dataset,
+        "machine": machine_line(_environment()),
+        "command": timings["teacher"]["command"],
+        "minutes": timings["teacher"]["minutes"],
+        "epochs_run": len(log_rows),
+        "minutes_per_epoch": round(statistics.fmean(r["seconds"] for r in log_rows) / 60, 2),
+        "best_epoch": config["metrics"]["epoch"],
+        "dev_f1": config["metrics"]["dev_f1"],
+        "test": config["metrics"]["test"],
+        "epochs": log_rows,
+    }
+
+
+def ensemble_summary(dataset: str, teacher: Path, data: Path, timing: dict) -> dict:
+    """teacher.json for an ensemble teacher: dev and test scored here (float32), and each member's
+    scores as its training recorded them."""
+    from data import load_dataset
+    from distill.api import load_model
+    from distill.artifacts import member_dirs, read_config
+
+    splits = load_dataset(str(data))
+    model = load_model(teacher)
+    scores = {split: model.evaluate(splits.load(split)[0]) for split in ("dev", "test")}
+    members = []
+    for member in member_dirs(teacher, read_config(teacher)):
+        config = read_config(member)
+        metrics = config["metrics"]
+        members.append(
+            {"trained_in": config["training"]["out"], "dev_f1": metrics["dev_f1"], "test": metrics["test"]["overall"]}
+        )
+    return {
+        "dataset": dataset,
+        "machine": machine_line(_environment()),
+        "command": timing["command"],
+        "minutes": timing["minutes"],
+        "members": members,
+        "dev_f1": scores["dev"].overall.f1,
+        "test": scores["test"].as_dict(),
+    }
+
+
+def _environment() -> dict:
+    import torch  # noqa: F401 - describe_environment names the GPU once torch is imported
+
+    return describe_environment()
+
+
 def describe_unlabeled(paths: list[Path]) -> str:
     """The cache's raw text as the tables name it."""
     if paths == [UNLABELED]:
@@ -472,8 +519,7 @@ def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: 
         "",
         "| model | test F1 | mean +- std | seeds | gap to teacher | minutes per run |",
         "|---|---|---|---|---|---|",
-        f"| teacher (BERT-CRF, multilingual-e5-small) | {t:.2f} | - | 1 | - | {teacher['minutes']:.0f} "
-        f"({teacher['minutes_per_epoch']:.1f} per epoch, {teacher['epochs_run']} epochs) |",
+        _teacher_row(teacher),
     ]
     for row in table.values():
         spread = f"{row['mean']:.2f} +- {row['std']:.2f}" if row["std"] is not None else f"{row['mean']:.2f}"
@@ -485,6 +531,20 @@ def write_tables(dataset: str, teacher: dict, table: dict, spec: dict, results: 
             f"{row['mean'] - t:+.2f} | {per_run} |"
         )
     (results / "students.md").write_text("\n".join(lines) + "\n")
+
+
+def _teacher_row(teacher: dict) -> str:
+    t = teacher["test"]["overall"]["f1"] * 100
+    if "members" not in teacher:
+        return (
+            f"| teacher (BERT-CRF, multilingual-e5-small) | {t:.2f} | - | 1 | - | {teacher['minutes']:.0f} "
+            f"({teacher['minutes_per_epoch']:.1f} per epoch, {teacher['epochs_run']} epochs) |"
+        )
+    members = ", ".join(f"{m['test']['f1'] * 100:.2f}" for m in teacher["members"])
+    return (
+        f"| teacher: ensemble of {len(teacher['members'])} BERT-CRF teachers (`distill teacher-ensemble`; the "
+        f"members' test F1 {members}) | {t:.2f} | - | 1 | - | - |"
+    )
 
 
 def _concurrency_note(jobs: list[int]) -> str:

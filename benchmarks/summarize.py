@@ -50,10 +50,13 @@ def main() -> None:
         runs += [(str(p.parent.relative_to(RESULTS)), _load(p)) for p in _other_runs(name, "teacher.json")]
         for label, run in runs:
             o = run["test"]["overall"]
+            # An ensemble of trained teachers has no epochs of its own: its members' test F1 instead.
+            members = ", ".join(f"{m['test']['f1'] * 100:.2f}" for m in run.get("members", []))
+            epochs = f"ensemble (members {members})" if members else f"{run['epochs_run']} ({run['best_epoch']})"
+            per_epoch = "-" if members else f"{run['minutes_per_epoch']:.1f}"
             lines.append(
                 f"| {label} | {o['precision'] * 100:.2f} | {o['recall'] * 100:.2f} | {o['f1'] * 100:.2f} | "
-                f"{PUBLISHED[name][0]} | {run['epochs_run']} ({run['best_epoch']}) | "
-                f"{run['minutes_per_epoch']:.1f} | {run['machine']} | `{run['command']}` |"
+                f"{PUBLISHED[name][0]} | {epochs} | {per_epoch} | {run['machine']} | `{run['command']}` |"
             )
     lines += ["", "## Students", ""]
     for name in DATASETS:

@@ -107,9 +107,9 @@ def load_model(
     if runtime == "int8" and torch_device.type != "cpu":
         raise DistillError("int8 dynamic quantisation runs on the CPU only")
     if kind == "teacher":
-        from teacher.model import Teacher
+        from teacher.ensemble import load_teacher
 
-        model = Teacher.load(directory, torch_device, "bf16" if runtime == "bf16" else "fp32")
+        model = load_teacher(directory, torch_device, "bf16" if runtime == "bf16" else "fp32")
     elif runtime == "bf16":
         raise DistillError(f"{directory} is a student: the bf16 runtime is for teachers (use torch, int8 or onnx)")
     else:
@@ -117,7 +117,8 @@ def load_model(
 
         model = Student.load(directory, torch_device)
     if runtime == "int8":
-        model.net = quantize_int8(model.net)
+        for part in getattr(model, "members", [model]):  # an ensemble's teachers, each
+            part.net = quantize_int8(part.net)
     return Model(kind, model.labels, model.config, model.tag_ids, max_len)
 
 

@@ -137,6 +137,16 @@ def read_model_dir(directory: Path, verify: bool = True) -> tuple[dict, dict[str
     return config, load_tensors(weights_path)
 
 
+def member_dirs(directory: Path, config: Mapping) -> list[Path]:
+    """The member model directories of an ensemble directory (its config lists them), else []."""
+    return [Path(directory) / member["dir"] for member in config.get("ensemble", {}).get("members", [])]
+
+
+def weight_files(directory: Path, config: Mapping) -> list[Path]:
+    """The weight files a model directory predicts with: its own, or its members' for an ensemble."""
+    return [member / WEIGHTS for member in member_dirs(directory, config)] or [Path(directory) / WEIGHTS]
+
+
 def fingerprint(config: Mapping) -> str:
     """A short identity of a model: its weights' hash and its config (less volatile fields)."""
     stable = {k: v for k, v in config.items() if k not in ("written_by", "metrics", "training")}

@@ -18,7 +18,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from data import bucket_batches, convert_tags, label_set, load_dataset, tags_to_spans
-from distill.artifacts import read_model_dir
+from distill.artifacts import member_dirs, read_config, read_model_dir
 from distill.cache import CachedCorpus, load_cache, read_index
 from distill.checkpoint import Checkpointer, Progress, start_run
 from distill.errors import DistillError
@@ -85,8 +85,12 @@ def _teacher_embeddings(
     """Character embeddings from the teacher's input embeddings, projected to ``dim`` by PCA.
 
     Returns the [num_chars, dim] matrix (unit standard deviation, like a fresh nn.Embedding) and
-    how many characters it found in the teacher's vocabulary; the others keep a random start.
+    how many characters it found in the teacher's vocabulary; the others keep a random start. An
+    ensemble lends its first member's.
     """
+    members = member_dirs(teacher_dir, read_config(teacher_dir))
+    if members:
+        teacher_dir = members[0]
     config, weights = read_model_dir(teacher_dir)
     # Teachers record where their character embeddings are; older ones used the BERT name.
     name = config.get("input_embedding") or next((k for k in weights if k.endswith("word_embeddings.weight")), None)

@@ -1,4 +1,4 @@
-"""The BERT-CRF teacher: backbone loading, character input, training, and its emission cache."""
+"""The BERT-CRF teacher: backbone loading, character input, training, ensembles, and its emission cache."""
 
 from transformers.utils import logging as _hf_logging
 

@@ -25,6 +25,7 @@ from distill.cache import INDEX, check_compatible, check_shard, read_index, shar
 from distill.errors import DistillError
 from distill.training import Processes, resolve_device
 
+from .ensemble import TeacherEnsemble, load_teacher
 from .model import Teacher, use_bf16
 
 
@@ -98,7 +99,9 @@ def _stream(streams: list) -> Iterator[tuple[int, Sentence]]:
                 yield number, sentence
 
 
-def _shard_arrays(teacher: Teacher, batch: list[tuple[int, Sentence]], batch_size: int) -> dict[str, np.ndarray]:
+def _shard_arrays(
+    teacher: Teacher | TeacherEnsemble, batch: list[tuple[int, Sentence]], batch_size: int
+) -> dict[str, np.ndarray]:
     label_index = {label: i for i, label in enumerate(teacher.labels)}
     scheme = teacher.config.get("scheme", "bioes")
     texts = [s.text for _, s in batch]
@@ -114,8 +117,8 @@ def _shard_arrays(teacher: Teacher, batch: list[tuple[int, Sentence]], batch_siz
         chunk = order[lo : lo + batch_size]
         scores, mask = teacher.emissions([texts[i] for i in chunk])
         with torch.no_grad():
-            probs = teacher.net.crf.marginals(scores, mask)
-        paths = teacher.net.crf.decode(scores, mask)
+            probs = teacher.crf.marginals(scores, mask)
+        paths = teacher.crf.decode(scores, mask)
         scores, probs = scores.cpu().numpy(), probs.float().cpu().numpy()
         for row, i in enumerate(chunk):
             n, at = lengths[i], slice(offsets[i], offsets[i + 1])
@@ -158,7 +161,7 @@ def build_cache(cfg: CacheConfig) -> dict:
         precision = read_index(out)["teacher"].get("precision", "fp32")
     # Every process computes as rank 0 chose, so that no rank's shards differ in precision.
     bf16 = procs.broadcast_flag(use_bf16(precision, device))
-    teacher = Teacher.load(cfg.teacher, device, "bf16" if bf16 else "fp32")
+    teacher = load_teacher(cfg.teacher, device, "bf16" if bf16 else "fp32")
     records, streams = _plan_sources(cfg)
     planned = {
         "teacher": {

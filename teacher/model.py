@@ -17,7 +17,14 @@ import torch
 from torch import nn
 
 from data import allowed_transitions, label_scheme
-from distill.artifacts import load_module_weights, module_weights, read_model_dir, write_model_dir
+from distill.artifacts import (
+    load_module_weights,
+    member_dirs,
+    module_weights,
+    read_config,
+    read_model_dir,
+    write_model_dir,
+)
 from distill.crf import CRF
 from distill.errors import DistillError
 
@@ -100,9 +107,13 @@ class Teacher:
             emissions = self.net.emissions(batch)
         return emissions.float(), batch.mask
 
+    @property
+    def crf(self) -> CRF:
+        return self.net.crf
+
     def tag_ids(self, texts: Sequence[str]) -> list[list[int]]:
         emissions, mask = self.emissions(texts)
-        return self.net.crf.decode(emissions, mask)
+        return self.crf.decode(emissions, mask)
 
     def save(self, directory: Path, extra: dict | None = None, tokenizer=None) -> dict:
         """Write the teacher directory; ``extra`` (training arguments, metrics) goes into config.json."""
@@ -133,6 +144,11 @@ class Teacher:
     @classmethod
     def load(cls, directory: Path, device: str | torch.device = "cpu", precision: str = "fp32") -> Teacher:
         """Load a teacher directory onto ``device``, to run in ``precision`` (one of ``PRECISIONS``)."""
+        if member_dirs(directory, read_config(directory)):
+            raise DistillError(
+                f"{directory} is an ensemble of teachers: where one teacher's network is needed, give one of its "
+                "member-N folders"
+            )
         config, weights = read_model_dir(directory)
         if config["kind"] != KIND:
             raise DistillError(f"{directory} holds a {config['kind']} model, not a teacher")

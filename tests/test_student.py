@@ -228,10 +228,14 @@ def test_variants_train(tiny_teacher, tmp_path, options):
 
 def test_teacher_init_copies_the_teachers_geometry(tiny_teacher, tmp_path):
     from student.train import _teacher_embeddings
+    from teacher.ensemble import build_ensemble
 
     featurizer = Featurizer.build(["张三李四北京上海"])
     table, found = _teacher_embeddings(tiny_teacher["teacher"], featurizer, 4, np.random.default_rng(0))
     assert found == 8 and table.shape == (featurizer.num_chars, 4) and np.allclose(table[0], 0)
+    ensemble = build_ensemble([tiny_teacher["teacher"], tiny_teacher["teacher"]], tmp_path / "ensemble")
+    from_ensemble, _ = _teacher_embeddings(tmp_path / "ensemble", featurizer, 4, np.random.default_rng(0))
+    assert ensemble["ensemble"]["members"][0]["dir"] == "member-0" and np.array_equal(from_ensemble, table)
 
 
 def test_hard_label_student_needs_no_cache(tiny_teacher, tmp_path):

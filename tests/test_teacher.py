@@ -13,6 +13,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from data import load_dataset
 from distill.artifacts import fingerprint
 from distill.cache import load_cache, read_index
 from distill.cli import cli
@@ -267,6 +268,52 @@ def test_evaluate_and_predict_commands(workspace):
     lines = predicted_lines(runner.invoke(cli, ["predict", str(workspace["teacher"]), *texts]), texts)
     assert lines[1]["entities"] == [] and lines[2]["entities"] == []
     assert {"type": "PER", "text": "李四", "start": 10, "end": 12} in lines[0]["entities"]
+
+
+def test_ensemble_averages_its_members_and_serves_wherever_a_teacher_does(workspace, tmp_path):
+    from distill.api import load_model
+    from distill.artifacts import weight_files
+    from teacher.ensemble import TeacherEnsemble, build_ensemble, load_teacher
+
+    other = tmp_path / "other"
+    torch.manual_seed(1)
+    train_teacher(TeacherTrainConfig(out=other, data=str(workspace["data"]), model=str(workspace["backbone"]), **FAST))
+    out = tmp_path / "ensemble"
+    result = CliRunner().invoke(cli, ["teacher-ensemble", str(workspace["teacher"]), str(other), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    members = [Teacher.load(workspace["teacher"]), Teacher.load(other)]
+    ensemble = load_teacher(out)
+    assert isinstance(ensemble, TeacherEnsemble) and ensemble.labels == members[0].labels
+    texts = ["张三在北京工作。", "李四是公司的人"]
+    expected = (members[0].emissions(texts)[0] + members[1].emissions(texts)[0]) / 2
+    torch.testing.assert_close(ensemble.emissions(texts)[0], expected)
+    mean_transitions = (members[0].crf.transitions + members[1].crf.transitions) / 2
+    torch.testing.assert_close(ensemble.crf.transitions, mean_transitions)
+    assert ensemble.tag_ids(texts) == ensemble.crf.decode(expected, ensemble.emissions(texts)[1])
+    assert len(weight_files(out, ensemble.config)) == 2
+    # The API, int8 included, and the cache take it as a teacher; the cache knows it from its members.
+    sentences, _ = load_dataset(str(workspace["data"])).load("test")
+    assert load_model(out).evaluate(sentences).overall.f1 > 0.8
+    assert len(load_model(out, runtime="int8").predict(texts)) == 2
+    index = build_cache(tiny_cache_config(workspace, tmp_path / "cache", teacher=out))
+    assert index["teacher"]["fingerprint"] == fingerprint(ensemble.config) != fingerprint(members[0].config)
+    cache = load_cache(tmp_path / "cache")
+    at = cache.span(3)
+    np.testing.assert_allclose(
+        cache.emissions[at], ensemble.emissions([cache.text(3)])[0][0].numpy(), atol=2e-2, rtol=1e-2
+    )
+    with pytest.raises(DistillError, match="ensemble of teachers"):
+        Teacher.load(out)
+    relabeled = tmp_path / "relabeled"
+    relabeled.mkdir()
+    config = json.loads((other / "config.json").read_text())
+    (relabeled / "config.json").write_text(json.dumps({**config, "labels": config["labels"][::-1]}))
+    with pytest.raises(DistillError, match="one label set"):
+        build_ensemble([workspace["teacher"], relabeled], tmp_path / "refused")
+    with pytest.raises(DistillError, match="not empty"):
+        build_ensemble([workspace["teacher"], other], out)
+    with pytest.raises(DistillError, match="at least two"):
+        build_ensemble([workspace["teacher"]], tmp_path / "alone")
 
 
 def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_path):

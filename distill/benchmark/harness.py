@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data import convert_tags, label_scheme, load_dataset
-from distill.artifacts import CONFIG, WEIGHTS, read_config
+from distill.artifacts import CONFIG, read_config, weight_files
 from distill.environment import describe_environment
 from distill.errors import DistillError
 from distill.metrics import entity_scores
@@ -55,16 +55,17 @@ class BenchmarkConfig:
     timeout: int = 3600
 
 
-def _parameters(model_dir: Path) -> int:
+def _parameters(weights_files: list[Path]) -> int:
     from safetensors import safe_open
 
-    with safe_open(str(model_dir / WEIGHTS), "np") as weights:
-        total = 0
-        for name in weights.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
-            count = 1
-            for dim in weights.get_slice(name).get_shape():
-                count *= dim
-            total += count
+    total = 0
+    for path in weights_files:
+        with safe_open(str(path), "np") as weights:
+            for name in weights.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
+                count = 1
+                for dim in weights.get_slice(name).get_shape():
+                    count *= dim
+                total += count
     return total
 
 
@@ -101,6 +102,7 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
     pending: list[tuple[int, dict, list[str]]] = []  # (index in runs, worker spec, labels) of the runs to measure
     onnx_dirs: dict[str, Path] = {}
     for name, model_dir, config, runtime, device in plan:
+        weights = weight_files(model_dir, config)
         record = {
             "model": name,
             "path": str(model_dir),
@@ -109,8 +111,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
             "device": device,
             "status": "ok",
             "size": {
-                "parameters": _parameters(model_dir),
-                "bytes_on_disk": (model_dir / WEIGHTS).stat().st_size + (model_dir / CONFIG).stat().st_size,
+                "parameters": _parameters(weights),
+                "bytes_on_disk": sum(path.stat().st_size for path in weights) + (model_dir / CONFIG).stat().st_size,
             },
             "distillation": config.get("distillation"),
             "architecture": config.get("architecture"),

@@ -17,6 +17,7 @@ from .. import __version__
 COMMANDS = {
     "data": ".data_commands:data",
     "teacher-train": ".teacher_commands:teacher_train",
+    "teacher-ensemble": ".teacher_commands:teacher_ensemble",
     "teacher-cache": ".teacher_commands:teacher_cache",
     "student-train": ".student_commands:student_train",
     "evaluate": ".model_commands:evaluate",
@@ -79,6 +80,7 @@ def cli(debug: bool) -> None:
     The pipeline, in order:
       distill data stats PATH                      check a corpus
       distill teacher-train --data PATH --out T    fine-tune the BERT-CRF teacher
+      distill teacher-ensemble T1 T2 --out T       (optional) several teachers as one
       distill teacher-cache T --out C              cache its emissions (labeled + unlabeled)
       distill student-train --cache C --out S      distil the BiLSTM-CRF student
       distill export S --format onnx               export the student for torch-free serving

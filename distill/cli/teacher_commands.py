@@ -1,4 +1,4 @@
-"""``distill teacher-train`` and ``distill teacher-cache``."""
+"""``distill teacher-train``, ``distill teacher-ensemble`` and ``distill teacher-cache``."""
 
 from __future__ import annotations
 
@@ -116,6 +116,32 @@ def teacher_train(**options) -> None:
     click.echo(f"teacher written to {options['out']} (best dev F1 {metrics['dev_f1']:.4f} at epoch {metrics['epoch']})")
 
 
+@click.command("teacher-ensemble")
+@click.argument("teacher_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Ensemble directory to write."
+)
+@click.option("--overwrite", is_flag=True, help="Replace what --out holds.")
+def teacher_ensemble(teacher_dirs: tuple[Path, ...], out: Path, overwrite: bool) -> None:
+    """Combine TEACHER_DIRS (two or more teachers of one label set) into one ensemble teacher.
+
+    The ensemble averages its members' emission scores and CRF scores, and tags, caches,
+    evaluates, predicts and is benchmarked wherever a teacher directory is taken: a student
+    distilled from its cache learns from all of them at a student's cost. Its members are stored
+    inside --out (hard links where the filesystem allows), so it does not depend on the originals.
+
+    \b
+    Example (three seeds of one recipe):
+      distill teacher-ensemble runs/weibo-t13 runs/weibo-t14 runs/weibo-t15 --out runs/weibo-ensemble
+      distill evaluate runs/weibo-ensemble --data ../shared/data/weibo --split test
+      distill teacher-cache runs/weibo-ensemble --data ../shared/data/weibo --out runs/weibo-ensemble-cache
+    """
+    from teacher.ensemble import build_ensemble
+
+    config = build_ensemble(list(teacher_dirs), out, overwrite)
+    click.echo(f"ensemble {out}: {len(config['ensemble']['members'])} teachers over {len(config['labels'])} labels")
+
+
 @click.command("teacher-cache")
 @click.argument("teacher_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
@@ -164,7 +190,8 @@ def teacher_cache(
     Per sentence: its characters, gold tags (labeled splits), the teacher's emission scores and
     CRF marginals (float16) and its Viterbi path, in sharded safetensors files with an index.json
     that records the teacher's fingerprint and each source's hash. A cache from another teacher
-    or from changed sources is refused rather than mixed.
+    or from changed sources is refused rather than mixed. TEACHER_DIR may be an ensemble
+    (`distill teacher-ensemble`): the cache then holds the ensemble's scores.
 
     \b
     Example:
