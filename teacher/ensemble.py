@@ -81,8 +81,7 @@ def load_teacher(
 def _mean_crf(members: list[Teacher]) -> CRF:
     """A copy of the first member's CRF (constraints included) with the members' mean scores."""
     crf = CRF(len(members[0].labels))
-    crf.load_state_dict(members[0].crf.state_dict())
-    crf.register_buffer("constraint", members[0].crf.constraint.clone(), persistent=False)
+    crf.constraint = members[0].crf.constraint.clone()  # one label set, so one scheme's constraints
     with torch.no_grad():
         for name in ("start_transitions", "transitions", "end_transitions"):
             getattr(crf, name).copy_(torch.stack([getattr(m.crf, name) for m in members]).mean(0))

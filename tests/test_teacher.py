@@ -289,6 +289,7 @@ def test_ensemble_averages_its_members_and_serves_wherever_a_teacher_does(worksp
     torch.testing.assert_close(ensemble.emissions(texts)[0], expected)
     mean_transitions = (members[0].crf.transitions + members[1].crf.transitions) / 2
     torch.testing.assert_close(ensemble.crf.transitions, mean_transitions)
+    assert torch.equal(ensemble.crf.constraint, members[0].crf.constraint)
     assert ensemble.tag_ids(texts) == ensemble.crf.decode(expected, ensemble.emissions(texts)[1])
     assert len(weight_files(out, ensemble.config)) == 2
     # The API, int8 included, and the cache take it as a teacher; the cache knows it from its members.
