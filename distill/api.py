@@ -81,7 +81,7 @@ def load_model(
     onnx_dir: str | Path | None = None,
     threads: int = 0,
 ) -> Model:
-    """Load a teacher or student directory (config.json says which) for one of ``RUNTIMES``.
+    """Load a teacher (or teacher ensemble) or student directory, as config.json says, for one of ``RUNTIMES``.
 
     ``onnx_dir`` holds the ONNX export if not ``directory`` itself; ``threads`` is how many cores
     the ONNX runtime uses (0: all this process may use), one batch per core. Torch's threads are
