@@ -97,7 +97,7 @@ def main() -> None:
                 f"- [{name}/{report_name}](./{name}/{report_name}/report.md): threads per worker "
                 f"{report['settings'].get('threads') or 'default'}; recommended {rec.get('label')}"
                 + (
-                    f", {rec['speedup_vs_teacher']:.1f}x faster than the teacher at batch 1"
+                    f", {rec['speedup_vs_teacher']:.1f}x faster than {rec.get('teacher', 'the teacher')} at batch 1"
                     if rec.get("speedup_vs_teacher")
                     else ""
                 )

@@ -221,7 +221,14 @@ def test_recommendation_is_the_fastest_within_the_allowed_drop():
     # The teacher's own int8 variant (a little more memory than float32): no "0.9x less".
     rec = recommend([runs[0], _run("teacher", "int8", 0.949, 5.0, kind="teacher", rss=950.0)], max_f1_drop=1.0)
     assert (rec["variant"], rec["speedup_vs_teacher"]) == ("int8", pytest.approx(2.4))
-    assert "2.4x faster than the teacher at batch 1 and about the same peak memory" in recommendation_line(rec)
+    assert "2.4x faster than teacher [torch, cpu] at batch 1 and about the same peak memory" in recommendation_line(rec)
+    # Several teachers (one and an ensemble of it, say): the first given is the reference, and is named.
+    ensemble = _run("ensemble", "torch", 0.955, 36.0, kind="teacher", rss=2000.0)
+    rec = recommend([runs[0], ensemble], max_f1_drop=1.0)
+    assert rec["model"] == "teacher" and rec["speedup_vs_teacher"] is None  # no speed-up over itself
+    assert "faster" not in recommendation_line(rec)
+    rec = recommend([ensemble, runs[0]], max_f1_drop=1.0)
+    assert "3.0x faster than ensemble [torch, cpu] at batch 1" in recommendation_line(rec)
     rec = recommend([runs[0], _run("teacher", "int8", 0.949, 5.0, kind="teacher", rss=1800.0)], max_f1_drop=1.0)
     assert "and 2.0x the teacher's peak memory" in recommendation_line(rec)
     assert recommend(runs, max_f1_drop=3.0)["model"] == "tiny"

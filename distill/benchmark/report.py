@@ -24,7 +24,8 @@ def recommend(runs: list[dict], max_f1_drop: float) -> dict | None:
     """The fastest run (batch-1 p50 latency) within ``max_f1_drop`` F1 points of the most accurate.
 
     Speed-up and memory saving are against the teacher's PyTorch (float32) run on the same device,
-    when the report has one; the batch-1 speed-up is also given against the teacher's fastest
+    when the report has one (the first teacher given, where there are several: a single teacher
+    and an ensemble, say); the batch-1 speed-up is also given against the teacher's fastest
     variant there (bf16 or int8 may be faster than float32), so neither figure flatters.
     """
     ok = _ok(runs)
@@ -56,7 +57,8 @@ def recommend(runs: list[dict], max_f1_drop: float) -> dict | None:
         fastest = min(teachers, key=lambda r: r["latency_ms"]["p50"])
         result["speedup_vs_fastest_teacher"] = fastest["latency_ms"]["p50"] / chosen["latency_ms"]["p50"]
         result["fastest_teacher"] = _label(fastest)
-    if teacher is not None:
+    if teacher is not None and teacher is not chosen:
+        result["teacher"] = _label(teacher)
         result["speedup_vs_teacher"] = teacher["latency_ms"]["p50"] / chosen["latency_ms"]["p50"]
         result["throughput_ratio_vs_teacher"] = {
             size: chosen["throughput"][size]["sentences_per_second"]
@@ -77,7 +79,7 @@ def recommendation_line(rec: dict | None) -> str:
     )
     if rec.get("speedup_vs_teacher"):
         line += (
-            f", {rec['speedup_vs_teacher']:.1f}x faster than the teacher at batch 1"
+            f", {rec['speedup_vs_teacher']:.1f}x faster than {rec.get('teacher', 'the teacher')} at batch 1"
             f" and {_memory_phrase(rec['memory_saving_vs_teacher'])}"
         )
     if rec.get("fastest_teacher"):
