@@ -62,20 +62,17 @@ class TeacherEnsemble:
         emissions, mask = self.emissions(texts)
         return self.crf.decode(emissions, mask)
 
-    @classmethod
-    def load(cls, directory: Path, device: str | torch.device = "cpu", precision: str = "fp32") -> TeacherEnsemble:
-        config = read_config(directory)
-        members = [Teacher.load(path, device, precision) for path in member_dirs(directory, config)]
-        return cls(members, _mean_crf(members), config)
-
 
 def load_teacher(
     directory: Path, device: str | torch.device = "cpu", precision: str = "fp32"
 ) -> Teacher | TeacherEnsemble:
     """A teacher directory or an ensemble directory, loaded to tag text on ``device``."""
-    if member_dirs(directory, read_config(directory)):
-        return TeacherEnsemble.load(directory, device, precision)
-    return Teacher.load(directory, device, precision)
+    config = read_config(directory)
+    paths = member_dirs(directory, config)
+    if not paths:
+        return Teacher.load(directory, device, precision)
+    members = [Teacher.load(path, device, precision) for path in paths]
+    return TeacherEnsemble(members, _mean_crf(members), config)
 
 
 def _mean_crf(members: list[Teacher]) -> CRF:
