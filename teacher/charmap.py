@@ -5,6 +5,8 @@ between characters and tags. Each character is therefore looked up on its own: i
 vocabulary, then its NFKC form, then whatever single piece the tokenizer makes of it, then the
 unknown token. Whitespace maps to the tokenizer's word-boundary piece (``▁``).
 
+``teacher.piecemap`` reads the tokenizer's pieces instead, and keeps these rows too.
+
 Pruning keeps only the embedding rows of the characters a corpus uses, plus the specials: for
 the default backbone that is a few thousand of 250,037 rows, and the optimiser stops spending
 most of its time on rows the data never touches.
@@ -37,6 +39,10 @@ class CharVocab:
         unk = self.specials["unk"]
         lookup = self.char_to_id.get
         return [lookup(ch, unk) for ch in text]
+
+    def tokenize(self, text: str) -> tuple[list[int], list[int], list[int]]:
+        """A window's encoder input (see ``teacher.windows.Tokenize``): one position per character."""
+        return self.encode(text), list(range(len(text))), [0] * len(text)
 
     def unknown(self, texts: Iterable[str]) -> Counter[str]:
         """Characters of ``texts`` that will be read as the unknown token, with counts."""

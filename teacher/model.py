@@ -29,7 +29,8 @@ from distill.crf import CRF
 from distill.errors import DistillError
 
 from .charmap import CharVocab
-from .windows import WindowBatch, make_window_batch, stitch
+from .piecemap import SEGMENTS, PieceVocab
+from .windows import EncodedSentence, WindowBatch, encode_sentence, make_window_batch, stitch
 
 KIND = "teacher"
 
@@ -42,21 +43,31 @@ def _drop_pooler(encoder: nn.Module) -> nn.Module:
 
 
 class BertCrf(nn.Module):
-    """Encoder -> dropout -> linear -> CRF, over windows of characters."""
+    """Encoder -> dropout -> linear -> CRF, over windows of text.
 
-    def __init__(self, encoder: nn.Module, num_labels: int, labels: Sequence[str], dropout: float = 0.1) -> None:
+    With ``pieces`` the encoder reads the tokenizer's pieces (``teacher.piecemap``) and a character
+    adds a learned score per tag for its place in its piece to the piece's emission.
+    """
+
+    def __init__(
+        self, encoder: nn.Module, num_labels: int, labels: Sequence[str], dropout: float = 0.1, pieces: bool = False
+    ) -> None:
         super().__init__()
         self.encoder = _drop_pooler(encoder)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
         self.crf = CRF(num_labels, allowed_transitions(labels))
+        self.segment_scores = nn.Parameter(torch.zeros(SEGMENTS, num_labels)) if pieces else None  # [4, K]
 
     def emissions(self, batch: WindowBatch) -> torch.Tensor:
         """[B, T, K] float32 emission scores of each sentence's characters."""
         hidden = self.encoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
         width = batch.input_ids.shape[1] - 2
-        piece_scores = self.classifier(self.dropout(hidden[:, 1 : width + 1])).float()  # [P, W, K]
-        return stitch(piece_scores, batch)
+        window_scores = self.classifier(self.dropout(hidden[:, 1 : width + 1])).float()  # [P, W, K]
+        emissions = stitch(window_scores, batch)  # [B, T, K]
+        if self.segment_scores is not None:
+            emissions = emissions + self.segment_scores[batch.segments] * batch.mask[..., None]
+        return emissions
 
     def forward(
         self,
@@ -64,10 +75,11 @@ class BertCrf(nn.Module):
         attention_mask: torch.Tensor,
         gather: torch.Tensor,
         mask: torch.Tensor,
+        segments: torch.Tensor,
         tags: torch.Tensor,
     ) -> torch.Tensor:
         """Mean negative log-likelihood of gold ``tags`` [B, T] (the training entry point, for DDP)."""
-        emissions = self.emissions(WindowBatch(input_ids, attention_mask, gather, mask))
+        emissions = self.emissions(WindowBatch(input_ids, attention_mask, gather, mask, segments))
         return self.crf.nll(emissions, tags, mask, reduction="mean")
 
 
@@ -96,7 +108,11 @@ class Teacher:
         return next(self.net.parameters()).device
 
     def batch(self, texts: Sequence[str]) -> WindowBatch:
-        return make_window_batch([self.vocab.encode(t) for t in texts], self.vocab.specials, self.window, self.overlap)
+        return make_window_batch([self.encode(t) for t in texts], self.vocab.specials)
+
+    def encode(self, text: str) -> EncodedSentence:
+        """A non-empty text as encoder windows."""
+        return encode_sentence(text, self.vocab.tokenize, self.window, self.overlap)
 
     @torch.no_grad()
     def emissions(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,6 +141,7 @@ class Teacher:
             "scheme": label_scheme(self.labels),
             "window": self.window,
             "overlap": self.overlap,
+            "input": "pieces" if isinstance(self.vocab, PieceVocab) else "chars",
             "char_vocab": self.vocab.to_config(),
             "encoder_config": self.net.encoder.config.to_dict(),
             # Where the character embeddings are, for a student that starts from them.
@@ -153,12 +170,22 @@ class Teacher:
         if config["kind"] != KIND:
             raise DistillError(f"{directory} holds a {config['kind']} model, not a teacher")
         encoder = encoder_from_config(dict(config["encoder_config"]))
-        net = BertCrf(encoder, len(config["labels"]), config["labels"], config.get("dropout", 0.1))
+        pieces = config.get("input", "chars") == "pieces"
+        net = BertCrf(encoder, len(config["labels"]), config["labels"], config.get("dropout", 0.1), pieces)
         load_module_weights(net, weights, directory)
         net.to(device).eval()
-        vocab = CharVocab.from_config(config["char_vocab"])
+        vocab = read_vocab(directory, config)
         labels, window, overlap = list(config["labels"]), int(config["window"]), int(config["overlap"])
         return cls(net, vocab, labels, window, overlap, config, use_bf16(precision, torch.device(device)))
+
+
+def read_vocab(directory: Path, config: dict) -> CharVocab:
+    """A teacher's input vocabulary; one that reads pieces comes with the directory's tokenizer."""
+    if config.get("input", "chars") != "pieces":
+        return CharVocab.from_config(config["char_vocab"])
+    from transformers import AutoTokenizer
+
+    return PieceVocab.from_config(config["char_vocab"], AutoTokenizer.from_pretrained(str(directory)))
 
 
 PRECISIONS = ("auto", "bf16", "fp32")

@@ -37,7 +37,8 @@ from distill.training import (
 from .backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
 from .charmap import CharVocab, build_char_vocab, prune_input_embeddings
 from .model import BertCrf, Teacher, autocast, use_bf16
-from .windows import make_window_batch
+from .piecemap import PieceVocab, build_piece_vocab
+from .windows import encode_sentence, make_window_batch
 
 
 @dataclass
@@ -75,6 +76,10 @@ class TeacherTrainConfig(RunSettings):
     encoder_from: Path | None = None
     """A teacher directory (trained on other data, perhaps other labels) whose encoder starts this
     teacher's, on that teacher's backbone; the linear layer and the CRF start afresh."""
+    input: str | None = None
+    """How the encoder reads text: ``chars`` (one position per character, ``teacher.charmap``) or
+    ``pieces`` (the tokenizer's pieces, ``teacher.piecemap``); None: chars for a new teacher, and a
+    teacher's own with ``init_from``."""
 
 
 _LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
@@ -134,7 +139,7 @@ def _from_backbone(cfg: TeacherTrainConfig, texts: list[str], labels: list[str],
     model = donor.config["backbone"] if donor else cfg.model
     backbone = resolve_backbone(model)
     tokenizer = load_backbone(AutoTokenizer, backbone)
-    vocab, unknown = build_char_vocab(texts, tokenizer)
+    vocab, unknown = (build_piece_vocab if cfg.input == "pieces" else build_char_vocab)(texts, tokenizer)
     if unknown:
         say(f"{sum(unknown.values())} characters ({len(unknown)} distinct) have no embedding and read as unknown")
     encoder = load_backbone(AutoModel, backbone)
@@ -142,7 +147,7 @@ def _from_backbone(cfg: TeacherTrainConfig, texts: list[str], labels: list[str],
     prune_input_embeddings(encoder, vocab)
     say(f"vocabulary pruned from {full_rows} to {len(vocab.backbone_ids)} embedding rows")
     window = cfg.window or (encoder.config.max_position_embeddings - 2)
-    net = BertCrf(encoder, len(labels), labels, cfg.dropout)
+    net = BertCrf(encoder, len(labels), labels, cfg.dropout, pieces=isinstance(vocab, PieceVocab))
     origin: dict = {"backbone": model}
     if donor:
         taken = _take_encoder(net, vocab, donor)
@@ -189,6 +194,9 @@ def _from_teacher(cfg: TeacherTrainConfig, texts: list[str], labels: list[str], 
     if cfg.model != DEFAULT_BACKBONE:
         raise DistillError("--init-from and --model both say where to start: give one (the teacher has its backbone)")
     start = Teacher.load(cfg.init_from)
+    reads = "pieces" if isinstance(start.vocab, PieceVocab) else "chars"
+    if cfg.input not in (None, reads):
+        raise DistillError(f"{cfg.init_from} reads {reads}: a teacher trained further keeps its --input")
     if start.labels != labels:
         raise DistillError(
             f"{cfg.init_from} tags {' '.join(start.labels)}; this data and --scheme need {' '.join(labels)}: "
@@ -244,9 +252,10 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     net = net.to(device)
 
     label_index = {label: i for i, label in enumerate(labels)}
-    train_ids = [vocab.encode(s.text) for s in train]
+    overlap = min(cfg.overlap, window // 2)
+    train_inputs = [encode_sentence(s.text, vocab.tokenize, window, overlap) for s in train]
     train_tags = [[label_index[t] for t in convert_tags(s.tags, cfg.scheme)] for s in train]
-    lengths = [len(ids) for ids in train_ids]
+    lengths = [len(s) for s in train]
 
     model = net
     if procs.distributed:
@@ -270,9 +279,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     bf16 = progress.choices["bf16"]
     arithmetic = {"encoder_arithmetic": "bf16" if bf16 else "fp32"}  # what --precision auto chose
     say(f"encoder arithmetic: {'bf16 autocast' if bf16 else 'float32'} on {device}")
-    teacher = Teacher(
-        net, vocab, labels, window, min(cfg.overlap, window // 2), {**origin, "dropout": cfg.dropout}, bf16
-    )
+    teacher = Teacher(net, vocab, labels, window, overlap, {**origin, "dropout": cfg.dropout}, bf16)
     log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch) if procs.main else None
     while progress.epoch <= cfg.epochs:
         epoch = progress.epoch
@@ -291,14 +298,16 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
             initial=progress.step,
         )
         for batch_index in batches[progress.step :]:
-            window_batch = make_window_batch(
-                [train_ids[i] for i in batch_index], vocab.specials, window, teacher.overlap
-            )
-            window_batch = window_batch.to(device)
+            window_batch = make_window_batch([train_inputs[i] for i in batch_index], vocab.specials).to(device)
             tags = _pad_tags([train_tags[i] for i in batch_index], window_batch.shape).to(device)
             with autocast(device, bf16):
                 loss = model(
-                    window_batch.input_ids, window_batch.attention_mask, window_batch.gather, window_batch.mask, tags
+                    window_batch.input_ids,
+                    window_batch.attention_mask,
+                    window_batch.gather,
+                    window_batch.mask,
+                    window_batch.segments,
+                    tags,
                 )
             check_finite(loss, epoch, cfg.out)
             optimizer.zero_grad(set_to_none=True)

@@ -22,7 +22,7 @@ from teacher import model as teacher_model
 from teacher.cache import CacheConfig, build_cache
 from teacher.model import Teacher, bf16_faster, native_bf16, use_bf16
 from teacher.train import TeacherTrainConfig, param_groups, train_teacher
-from teacher.windows import make_window_batch, plan_windows
+from teacher.windows import plan_windows
 from tests.conftest import PRECISION, cli_options, predicted_lines
 from tests.conftest import TINY_TRAINING as FAST
 
@@ -183,9 +183,7 @@ def test_plan_windows_keep_every_character_once():
 def test_long_input_runs_in_windows_and_matches_short_input_where_windows_cover_it(workspace):
     teacher = Teacher.load(workspace["teacher"])
     long_text = "张三在北京工作李四是公司的人王五和张三在上海大学学习" * 3  # 3x the 10-character window
-    batch = make_window_batch(
-        [teacher.vocab.encode(long_text)], teacher.vocab.specials, teacher.window, teacher.overlap
-    )
+    batch = teacher.batch([long_text])
     assert batch.input_ids.shape[0] > 1 and batch.input_ids.shape[1] == teacher.window + 2
     emissions, mask = teacher.emissions([long_text])
     assert emissions.shape[1] == len(long_text) and bool(mask.all())
@@ -268,6 +266,46 @@ def test_evaluate_and_predict_commands(workspace):
     lines = predicted_lines(runner.invoke(cli, ["predict", str(workspace["teacher"]), *texts]), texts)
     assert lines[1]["entities"] == [] and lines[2]["entities"] == []
     assert {"type": "PER", "text": "李四", "start": 10, "end": 12} in lines[0]["entities"]
+
+
+def test_a_teacher_can_read_the_tokenizers_pieces_and_still_tag_each_character(tmp_path):
+    from transformers import AutoTokenizer
+
+    from distill.api import load_model
+    from teacher.piecemap import build_piece_vocab
+    from tests.tiny import tiny_backbone, tiny_corpus
+
+    # "三在" straddles the end of a name, as real pieces straddle entity edges.
+    backbone = tiny_backbone(tmp_path / "backbone", pieces=("北京", "上海", "工作", "三在", "大学"))
+    data, out = tiny_corpus(tmp_path / "data"), tmp_path / "teacher"
+    arguments = ["--data", str(data), "--model", str(backbone), "--out", str(out), "--input", "pieces"]
+    result = CliRunner().invoke(cli, ["teacher-train", *arguments, *cli_options(**FAST)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["input"] == "pieces" and config["metrics"]["test"]["overall"]["f1"] > 0.8
+
+    teacher = Teacher.load(out)
+    text = "张三在北京工作"
+    ids, where, segments = teacher.vocab.tokenize(text)
+    assert len(ids) < len(text) and where[1] == where[2] != where[0] and where[3] == where[4] != where[5]
+    assert segments == [0, 1, 3, 1, 3, 1, 3]  # alone, then first and last of 三在, 北京, 工作
+    for odd in ("北京 工作", "龘北京", "。", "<s>北京"):  # a space, an unknown character, one character, a special
+        ids, where, segments = teacher.vocab.tokenize(odd)
+        assert len(where) == len(segments) == len(odd) and max(where) < len(ids) <= len(odd)
+    long_text = "张三在北京工作李四是公司的人王五和张三在上海大学学习" * 3  # windows of 10 characters
+    emissions, mask = teacher.emissions([long_text, text])
+    assert emissions.shape[1] == len(long_text) and int(mask[1].sum()) == len(text)
+    torch.testing.assert_close(emissions[1, : len(text)], Teacher.load(out).emissions([text])[0][0])
+    assert [e.text for e in load_model(out).predict([text])[0]] == ["张三", "北京"]
+
+    # A piece the corpora never showed is read character by character.
+    tokenizer = AutoTokenizer.from_pretrained(str(backbone))
+    vocab, _ = build_piece_vocab(["张三在北京", "工", "作"], tokenizer)
+    ids, where, segments = vocab.tokenize("工作")
+    assert ids == [vocab.char_to_id["工"], vocab.char_to_id["作"]] and segments == [0, 0]
+
+    with pytest.raises(DistillError, match="reads pieces"):
+        train_teacher(TeacherTrainConfig(out=tmp_path / "more", data=str(data), init_from=out, input="chars", **FAST))
 
 
 def test_ensemble_averages_its_members_and_serves_wherever_a_teacher_does(workspace, tmp_path):

@@ -8,13 +8,18 @@ CHARS = "张三李四王五在北京上海工作学习是的了一个人公司�
 ENTITIES = {"PER": ["张三", "李四", "王五"], "LOC": ["北京", "上海", "中国"], "ORG": ["公司", "大学"]}
 
 
-def tiny_backbone(directory: Path, layers: int = 2, hidden: int = 32, max_positions: int = 24) -> Path:
-    """A 2-layer BERT over a few dozen characters, with a Unigram tokenizer, in save_pretrained form."""
+def tiny_backbone(
+    directory: Path, layers: int = 2, hidden: int = 32, max_positions: int = 24, pieces: tuple[str, ...] = ()
+) -> Path:
+    """A 2-layer BERT over a few dozen characters, with a Unigram tokenizer, in save_pretrained form.
+
+    ``pieces``: multi-character pieces the tokenizer prefers to their characters (it splits text
+    into the fewest pieces), as XLM-R's merges ``北京``."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers
     from tokenizers.models import Unigram
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-    pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁", *dict.fromkeys(CHARS + "，。 abc123")]
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁", *dict.fromkeys(CHARS + "，。 abc123"), *pieces]
     tokenizer = Tokenizer(Unigram([(p, -1.0) for p in pieces], unk_id=3))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")

@@ -40,6 +40,14 @@ PRECISION_OPTION = {
     "data's labels, and characters it has no embedding row for take the backbone's.",
 )
 @click.option(
+    "--input",
+    type=click.Choice(["chars", "pieces"]),
+    help="How the encoder reads text. chars: one position per character, each looked up on its own. pieces: "
+    "the tokenizer's own pieces, as in pretraining (XLM-R reads about half of Chinese text in pieces like "
+    "中国); each character takes its piece's emission plus a learned score for its place in the piece, so "
+    "tags stay one per character. [default: chars; with --init-from, the teacher's own]",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Teacher directory to write."
 )
 @click.option(
