@@ -49,10 +49,6 @@ class TeacherEnsemble:
     def bf16(self) -> bool:
         return self.members[0].bf16
 
-    @property
-    def device(self) -> torch.device:
-        return self.members[0].device
-
     def emissions(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """([B, T, K] the members' mean emissions, [B, T] mask) for non-empty texts."""
         scores = [member.emissions(texts) for member in self.members]
