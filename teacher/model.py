@@ -169,12 +169,12 @@ class Teacher:
         config, weights = read_model_dir(directory)
         if config["kind"] != KIND:
             raise DistillError(f"{directory} holds a {config['kind']} model, not a teacher")
+        vocab = read_vocab(directory, config)
         encoder = encoder_from_config(dict(config["encoder_config"]))
-        pieces = config.get("input", "chars") == "pieces"
+        pieces = isinstance(vocab, PieceVocab)
         net = BertCrf(encoder, len(config["labels"]), config["labels"], config.get("dropout", 0.1), pieces)
         load_module_weights(net, weights, directory)
         net.to(device).eval()
-        vocab = read_vocab(directory, config)
         labels, window, overlap = list(config["labels"]), int(config["window"]), int(config["overlap"])
         return cls(net, vocab, labels, window, overlap, config, use_bf16(precision, torch.device(device)))
 
