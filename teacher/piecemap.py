@@ -1,7 +1,7 @@
 """The tokenizer's own pieces as encoder positions, each character reading its piece's emission.
 
 ``teacher.charmap`` gives every character a position of its own, so a backbone whose tokenizer
-merges characters (XLM-R reads about half of Chinese text in pieces like ``中国`` or ``国籍``)
+merges characters (XLM-R reads half or more of Chinese characters in pieces like ``中国`` or ``国籍``)
 sees single characters where pretraining showed it pieces. Here the encoder reads the text as the
 tokenizer splits it; every character takes its emission from the position of the piece that
 covers it, plus a learned score for where it sits in that piece (alone, first, inside, last), so
