@@ -246,6 +246,17 @@ def main() -> None:
         "--rounds", type=int, default=3, help="`distill benchmark --rounds`: measurements per run, in turn."
     )
     parser.add_argument("--benchmark-options", default="", help="Extra `distill benchmark` options, quoted.")
+    parser.add_argument(
+        "--teacher-options",
+        default="",
+        help="Extra `distill teacher-train` options, quoted; they come after the dataset's, so one given in both "
+        "takes this value (e.g. '--epochs 4' on a short GPU lease).",
+    )
+    parser.add_argument(
+        "--student-options",
+        default="",
+        help="Extra `distill student-train` options, quoted, after the dataset's (e.g. '--epochs 8').",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="Student runs at a time (one thread each when > 1).")
     parser.add_argument(
         "--unlabeled",
@@ -263,6 +274,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     spec = DATASETS[args.dataset]
+    # Options given here come last, so they win over the dataset's (and, for students, the row's).
+    spec = spec | {
+        "teacher": [*spec["teacher"], *shlex.split(args.teacher_options)],
+        "student": [*spec["student"], *shlex.split(args.student_options)],
+    }
     work = args.work or ROOT / "runs" / args.dataset
     results = args.results or ROOT / "benchmarks" / "results" / args.dataset
     work.mkdir(parents=True, exist_ok=True)

@@ -189,6 +189,32 @@ def test_rounds_measure_every_run_once_per_round_in_turn(tiny_teacher, student_d
     assert "measured in 3 rounds" in (tmp_path / "report.md").read_text()
 
 
+def test_a_run_past_the_timeout_is_reported_as_failed_and_the_others_still_measured(
+    tiny_teacher, student_dir, tmp_path, monkeypatch
+):
+    real_worker = harness._run_worker
+
+    def worker(spec, timeout):
+        # The onnx run gets far less time than a Python process needs to start: the real worker is killed.
+        return real_worker(spec, 0.05 if spec["runtime"] == "onnx" else timeout)
+
+    monkeypatch.setattr(harness, "_run_worker", worker)
+    cfg = BenchmarkConfig(
+        models=[("student", student_dir)],
+        out=tmp_path,
+        data=str(tiny_teacher["data"]),
+        variants=["torch", "onnx"],
+        batch_sizes=[16],
+        latency_sentences=5,
+        warmup=1,
+        throughput_repeats=1,
+    )
+    torch_run, onnx_run = run_benchmark(cfg)["runs"]
+    assert torch_run["status"] == "ok" and torch_run["accuracy"]["overall"]["f1"] > 0
+    assert onnx_run["status"] == "failed" and onnx_run["reason"] == "timed out after 0.05 s"
+    assert "| student | onnx | cpu | failed: timed out after 0.05 s |" in (tmp_path / "report.md").read_text()
+
+
 def _run(model, variant, f1, p50, kind="student", device="cpu", rss=100.0):
     return {
         "model": model,

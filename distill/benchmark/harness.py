@@ -52,7 +52,8 @@ class BenchmarkConfig:
     """Times every run is measured, each time by a fresh worker, every run once per round in turn:
     where a machine's speed drifts over minutes, the drift then reaches every model alike, and the
     report gives the median over rounds."""
-    timeout: int = 3600
+    timeout: float = 3600
+    """Seconds one worker may run; one that runs longer is reported as failed."""
 
 
 def _parameters(weights_files: list[Path]) -> int:
@@ -225,7 +226,7 @@ def combine_rounds(results: list[dict]) -> dict:
     }
 
 
-def _run_worker(spec: dict, timeout: int) -> dict:
+def _run_worker(spec: dict, timeout: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "result.json"
         spec_path.write_text(json.dumps(spec), encoding="utf-8")

@@ -47,6 +47,13 @@ def _model(value: str) -> tuple[str, Path]:
     "and report the median: on a machine whose speed drifts, the drift then reaches every model alike.",
 )
 @click.option(
+    "--timeout",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seconds one measuring process may take; a run that takes longer is reported as failed, and the rest go on.",
+)
+@click.option(
     "--render", "render_only", is_flag=True, help="Only rebuild report.md and pareto.png from OUT/report.json."
 )
 def benchmark(
@@ -62,6 +69,7 @@ def benchmark(
     repeats,
     threads,
     rounds,
+    timeout,
     render_only,
 ):
     """Compare models on F1, latency, throughput and memory, and recommend one to deploy.
@@ -101,6 +109,7 @@ def benchmark(
         throughput_repeats=repeats,
         threads=threads,
         rounds=rounds,
+        timeout=timeout,
     )
     report = run_benchmark(cfg, "distill " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     click.echo(f"report: {out / 'report.md'}\n{recommendation_line(report['recommendation'])}")
