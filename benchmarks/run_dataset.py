@@ -274,7 +274,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     spec = DATASETS[args.dataset]
-    # Options given here come last, so they win over the dataset's (and, for students, the row's).
+    # Options given here come after the dataset's, so they win over them (a row's own options still come last).
     spec = spec | {
         "teacher": [*spec["teacher"], *shlex.split(args.teacher_options)],
         "student": [*spec["student"], *shlex.split(args.student_options)],
