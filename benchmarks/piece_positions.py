@@ -29,9 +29,10 @@ def count(teacher: Path) -> list[dict]:
     if not isinstance(vocab, PieceVocab):
         raise SystemExit(f"{teacher} reads characters, not pieces (--input pieces)")
     data = config["training"]["data"]
+    dataset = load_dataset(data)
     rows = []
     for split in ("train", "test"):
-        texts = [s.text for s in load_dataset(data).load(split)[0] if s.text]
+        texts = [s.text for s in dataset.load(split)[0] if s.text]
         positions = in_pieces = 0
         for text in texts:
             ids, _, segments = vocab.tokenize(text)

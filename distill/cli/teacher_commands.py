@@ -46,7 +46,8 @@ PRECISION_OPTION = {
     "the tokenizer's own pieces, as in pretraining (XLM-R reads half or more of Chinese characters in pieces like "
     "中国); each character takes its piece's emission plus a learned score for its place in the piece, so "
     "tags stay one per character. Measured: Weibo test F1 63.60 +- 1.40 against 60.89 (3 seeds each), Resume "
-    "95.53 against 95.12. [default: chars; with --init-from, the teacher's own]",
+    "95.53 against 95.12, MSRA after one epoch 82.54 against 85.62. [default: chars; with --init-from, the "
+    "teacher's own]",
 )
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Teacher directory to write."
