@@ -185,22 +185,23 @@ class Checkpointer:
 RUN_STARTS = ("fresh", "resume", "complete")
 
 
-def start_run(out: Path, resume: bool, overwrite: bool) -> str:
+def start_run(out: Path, resume: bool, overwrite: bool, record: str = "config.json") -> str:
     """Decide how a training run into ``out`` starts: 'fresh', 'resume' or 'complete'.
 
     Refuses to train over an earlier run unless told to continue it (``resume``) or replace it
-    (``overwrite``), so that no result is lost by a repeated command.
+    (``overwrite``), so that no result is lost by a repeated command. ``record``: the JSON file
+    of ``out`` whose ``training_complete`` marks a finished run.
     """
     from .errors import DistillError
 
     out = Path(out)
     has_checkpoint = Checkpointer(out, None, None).exists()
-    config = out / "config.json"
+    config = out / record
     complete = config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("training_complete", False)
     if overwrite:
         for name in (CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old"):
             shutil.rmtree(out / name, ignore_errors=True)
-        for name in ("config.json", "model.safetensors", "train_log.jsonl"):
+        for name in ("config.json", "model.safetensors", "train_log.jsonl", record):
             (out / name).unlink(missing_ok=True)
         return "fresh"
     if resume:

@@ -59,6 +59,27 @@ def check_finite(loss: torch.Tensor, epoch: int, out: Path) -> None:
         )
 
 
+def optimizer_step(
+    loss: torch.Tensor,
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    max_grad_norm: float,
+    epoch: int,
+    out: Path,
+    scheduler=None,
+) -> None:
+    """One update from a batch's loss: stop if it is not finite (:func:`check_finite`), then
+    backpropagate, clip ``net``'s gradient norm to ``max_grad_norm``, and step the optimiser and
+    the learning-rate schedule, if any."""
+    check_finite(loss, epoch, out)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), max_grad_norm)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' is CUDA when present, else CPU; 'cuda' without a GPU is refused clearly."""
     from .errors import DistillError

@@ -22,7 +22,7 @@ from distill.artifacts import member_dirs, read_config, read_model_dir
 from distill.cache import CachedCorpus, load_cache, read_index
 from distill.checkpoint import Checkpointer, Progress, start_run
 from distill.errors import DistillError
-from distill.training import JsonlLog, RunSettings, check_finite, evaluate, resolve_device, seed_everything
+from distill.training import JsonlLog, RunSettings, evaluate, optimizer_step, resolve_device, seed_everything
 
 from .features import Featurizer
 from .losses import emission_kd, hard_nll, marginal_kd, mixed_loss
@@ -240,11 +240,7 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         for batch in batches[progress.step :]:
             members = [chosen[i] for i in batch]
             loss = _batch_loss(net, cfg, [examples[i] for i in members], [features[i] for i in members], corpus, device)
-            check_finite(loss, epoch, cfg.out)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-            optimizer.step()
+            optimizer_step(loss, net, optimizer, cfg.max_grad_norm, epoch, cfg.out)
             if average is not None:
                 average.update_parameters(net)
             bar.update()

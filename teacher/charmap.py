@@ -120,3 +120,18 @@ def prune_input_embeddings(encoder, vocab: CharVocab) -> None:
     encoder.set_input_embeddings(new)
     encoder.config.vocab_size = len(index)
     encoder.config.pad_token_id = pad
+
+
+def expand_input_embeddings(encoder, vocab: CharVocab, full_weight):
+    """The undoing of :func:`prune_input_embeddings`: ``full_weight`` ([V_full, H], the backbone's
+    embedding before pruning) with rows ``vocab.backbone_ids`` replaced by ``encoder``'s pruned rows,
+    as a new embedding; the encoder's config is set back to the full vocabulary."""
+    import torch
+
+    pruned = encoder.get_input_embeddings().weight.detach()  # [V_pruned, H]
+    weight = full_weight.to(pruned.device, pruned.dtype).clone()
+    weight[torch.as_tensor(vocab.backbone_ids, dtype=torch.long, device=pruned.device)] = pruned
+    pad = vocab.backbone_ids[vocab.specials["pad"]]
+    encoder.config.vocab_size = weight.shape[0]
+    encoder.config.pad_token_id = pad
+    return torch.nn.Embedding.from_pretrained(weight, freeze=False, padding_idx=pad)

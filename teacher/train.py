@@ -28,8 +28,8 @@ from distill.training import (
     JsonlLog,
     Processes,
     RunSettings,
-    check_finite,
     evaluate,
+    optimizer_step,
     resolve_device,
     seed_everything,
 )
@@ -310,12 +310,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
                     window_batch.segments,
                     tags,
                 )
-            check_finite(loss, epoch, cfg.out)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
+            optimizer_step(loss, net, optimizer, cfg.max_grad_norm, epoch, cfg.out, scheduler)
             bar.update()
             bar.set_postfix(progress.record_step(loss.item(), sum(lengths[i] for i in batch_index), started))
             checkpoints.save_every(progress, cfg.checkpoint_every, len(batches))

@@ -1,5 +1,5 @@
-"""Interruption: kill teacher-train, student-train or teacher-cache at any moment (SIGKILL), rerun
-with --resume, and get what an uninterrupted run gets."""
+"""Interruption: kill teacher-pretrain, teacher-train, student-train or teacher-cache at any moment
+(SIGKILL), rerun with --resume, and get what an uninterrupted run gets."""
 
 from __future__ import annotations
 
@@ -79,6 +79,27 @@ def test_killed_teacher_training_resumes_to_the_identical_model(tiny_teacher, tm
     ]
     _, cut = resumed_equals_uninterrupted(base, tmp_path)
     assert not (cut / "checkpoint").exists() and json.loads((cut / "config.json").read_text())["training_complete"]
+
+
+def test_killed_pretraining_resumes_to_the_identical_backbone(tiny_teacher, tmp_path):
+    from tests.tiny import tiny_backbone
+
+    backbone = tiny_backbone(tmp_path / "backbone", mask=True)
+    raw = tmp_path / "raw.txt"
+    raw.write_text(tiny_teacher["raw"].read_text(encoding="utf-8") * 30, encoding="utf-8")
+    base = ["teacher-pretrain", "--unlabeled", str(raw), "--model", str(backbone), "--max-len", "20"]
+    base += ["--held-out", "10", "--epochs", "2", "--batch-size", "2", "--checkpoint-every", "2", "--device", "cpu"]
+    base += ["--precision", PRECISION]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    subprocess.run(distill(*base, "--out", str(whole)), env=ENV, check=True, capture_output=True)
+    run_killed_then_resumed(distill(*base, "--out", str(cut)), cut, "checkpoint/progress.json")
+    same_weights(whole, cut)
+    held = [
+        [json.loads(line)["held_out"] for line in (out / "pretrain_log.jsonl").read_text().splitlines()]
+        for out in (whole, cut)
+    ]
+    assert held[0] == held[1] and len(held[0]) == 2
+    assert not (cut / "checkpoint").exists() and json.loads((cut / "pretraining.json").read_text())["training_complete"]
 
 
 @pytest.mark.parametrize("average", [[], ["--ema", "0.9"]], ids=["weights", "weight-average"])

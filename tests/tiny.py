@@ -9,17 +9,24 @@ ENTITIES = {"PER": ["张三", "李四", "王五"], "LOC": ["北京", "上海", "
 
 
 def tiny_backbone(
-    directory: Path, layers: int = 2, hidden: int = 32, max_positions: int = 24, pieces: tuple[str, ...] = ()
+    directory: Path,
+    layers: int = 2,
+    hidden: int = 32,
+    max_positions: int = 24,
+    pieces: tuple[str, ...] = (),
+    mask: bool = False,
 ) -> Path:
     """A 2-layer BERT over a few dozen characters, with a Unigram tokenizer, in save_pretrained form.
 
     ``pieces``: multi-character pieces the tokenizer prefers to their characters (it splits text
-    into the fewest pieces), as XLM-R's merges ``北京``."""
+    into the fewest pieces), as XLM-R's merges ``北京``. ``mask``: the tokenizer has a mask token
+    (``<mask>``, the last piece), as masked-character pretraining needs."""
     from tokenizers import Tokenizer, normalizers, pre_tokenizers
     from tokenizers.models import Unigram
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     pieces = ["<s>", "<pad>", "</s>", "<unk>", "▁", *dict.fromkeys(CHARS + "，。 abc123"), *pieces]
+    pieces += ["<mask>"] if mask else []
     tokenizer = Tokenizer(Unigram([(p, -1.0) for p in pieces], unk_id=3))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
@@ -31,6 +38,7 @@ def tiny_backbone(
         sep_token="</s>",
         pad_token="<pad>",
         unk_token="<unk>",
+        **({"mask_token": "<mask>"} if mask else {}),
     )
     config = BertConfig(
         vocab_size=len(pieces),

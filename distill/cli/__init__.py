@@ -16,6 +16,7 @@ from .. import __version__
 # name -> "module:attribute", relative to this package
 COMMANDS = {
     "data": ".data_commands:data",
+    "teacher-pretrain": ".teacher_commands:teacher_pretrain",
     "teacher-train": ".teacher_commands:teacher_train",
     "teacher-ensemble": ".teacher_commands:teacher_ensemble",
     "teacher-cache": ".teacher_commands:teacher_cache",

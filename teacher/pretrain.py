@@ -1,0 +1,292 @@
+"""Masked-character pretraining of a backbone on unlabeled in-domain text.
+
+Domain-adaptive pretraining (Gururangan et al., 2020, "Don't Stop Pretraining"): before
+fine-tuning, the encoder goes on learning its masked-language-model task on text like the
+text it will tag. The encoder reads one position per character, as the teacher does
+(``teacher.charmap``); 15% of the characters are chosen, and of those 80% are replaced by the
+mask token, 10% by a random character and 10% kept, and the model predicts them. The output
+layer is the (pruned) input embedding; a fresh transform (linear, GELU, LayerNorm) sits under
+it, since encoders such as multilingual-e5 ship without their MLM head.
+
+The result is a backbone directory in ``save_pretrained`` form, with the full embedding (the
+rows trained here written back into it) and the tokenizer: ``distill teacher-train --model OUT``
+fine-tunes it like any other backbone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from data import bucket_batches, load_dataset, read_file
+from distill.artifacts import sha256_file
+from distill.checkpoint import Checkpointer, Progress, start_run
+from distill.errors import DistillError
+from distill.training import JsonlLog, Processes, RunSettings, optimizer_step, resolve_device, seed_everything
+
+from .backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
+from .charmap import CharVocab, build_char_vocab, expand_input_embeddings, prune_input_embeddings
+from .model import autocast, use_bf16
+from .windows import encode_sentence, make_window_batch
+
+RECORD = "pretraining.json"
+"""What a finished run writes beside the backbone: settings, corpora, held-out scores."""
+IGNORED = -100
+"""Target of a position that is not predicted."""
+
+
+@dataclass
+class PretrainConfig(RunSettings):
+    unlabeled: list[str] = field(default_factory=list)
+    """Raw text files to pretrain on."""
+    data: str | None = None
+    """A dataset whose training split's text (without its tags) is pretrained on too."""
+    model: str = DEFAULT_BACKBONE
+    epochs: int = 1
+    batch_size: int = 32
+    max_tokens: int = 8192
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    mask_rate: float = 0.15
+    max_len: int = 128
+    """Text is split into sentences of at most this many characters."""
+    max_sentences: int = 0
+    """Pretrain on the first N sentences only (0: all)."""
+    held_out: int = 500
+    """Sentences (every n-th of the corpus) kept out of training to score the masked-character task."""
+    precision: str = "auto"
+
+
+class MaskedCharModel(nn.Module):
+    """An encoder and a masked-character head whose output layer is the encoder's input embedding."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        hidden = encoder.config.hidden_size
+        self.encoder = encoder
+        self.transform = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.GELU(), nn.LayerNorm(hidden, eps=encoder.config.layer_norm_eps)
+        )
+        self.bias = nn.Parameter(torch.zeros(encoder.get_input_embeddings().weight.shape[0]))  # [V]
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """[P, L] ids (masked), [P, L] attention, [P, L] targets (IGNORED where not predicted) ->
+        (mean cross-entropy, [M] logits' argmax) over the M predicted positions."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [P, L, H]
+        chosen = targets != IGNORED
+        picked = self.transform(hidden[chosen])  # [M, H]
+        logits = picked @ self.encoder.get_input_embeddings().weight.T + self.bias  # [M, V]
+        return nn.functional.cross_entropy(logits.float(), targets[chosen]), logits.argmax(-1)
+
+
+@dataclass(frozen=True)
+class Masker:
+    """Chooses the characters to predict and corrupts them (BERT's 80/10/10)."""
+
+    specials: dict[str, int]
+    mask_row: int
+    char_rows: torch.Tensor
+    """[C]: rows a random replacement is drawn from (characters, no specials)."""
+    rate: float
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generator: torch.Generator):
+        """[P, L] ids and attention -> ([P, L] corrupted ids, [P, L] targets)."""
+        candidates = attention_mask.bool() & (input_ids != self.specials["cls"]) & (input_ids != self.specials["sep"])
+        chosen = candidates & (torch.rand(input_ids.shape, generator=generator) < self.rate)
+        if not chosen.any():  # a short batch can draw none: predict its first character
+            chosen.view(-1)[candidates.view(-1).nonzero()[0]] = True
+        roll = torch.rand(input_ids.shape, generator=generator)
+        drawn = self.char_rows[torch.randint(len(self.char_rows), input_ids.shape, generator=generator)]
+        corrupted = torch.where(chosen & (roll < 0.8), self.mask_row, input_ids)
+        corrupted = torch.where(chosen & (roll >= 0.8) & (roll < 0.9), drawn, corrupted)
+        return corrupted, torch.where(chosen, input_ids, IGNORED)
+
+
+def corpus_texts(cfg: PretrainConfig) -> list[str]:
+    """The sentences to pretrain on: each --unlabeled file's, then the training split's of --data."""
+    texts = [s.text for path in cfg.unlabeled for s in read_file(path, "text", max_len=cfg.max_len)]
+    if cfg.data is not None:
+        dataset = load_dataset(cfg.data)
+        texts += [piece for s in dataset.sentences("train") for piece in _cut(s.text, cfg.max_len)]
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise DistillError("nothing to pretrain on: give --unlabeled text files or --data")
+    return texts[: cfg.max_sentences] if cfg.max_sentences else texts
+
+
+def _cut(text: str, width: int) -> list[str]:
+    return [text[i : i + width] for i in range(0, len(text), width)]
+
+
+def split_held_out(texts: Sequence[str], count: int) -> tuple[list[str], list[str]]:
+    """(training texts, every n-th text held out so that ``count`` are), the held out spread over the corpus."""
+    if count <= 0 or len(texts) < 2 * count:
+        return list(texts), []
+    step = len(texts) // count
+    held = set(range(step - 1, step * count, step))
+    return [t for i, t in enumerate(texts) if i not in held], [texts[i] for i in sorted(held)]
+
+
+def with_mask_row(vocab: CharVocab, tokenizer) -> tuple[CharVocab, int]:
+    """``vocab`` with a row for the tokenizer's mask token added (its pruned row is returned)."""
+    if tokenizer.mask_token_id is None:
+        raise DistillError("the backbone's tokenizer has no mask token: masked-character pretraining needs one")
+    row = len(vocab.backbone_ids)
+    return CharVocab(vocab.char_to_id, [*vocab.backbone_ids, tokenizer.mask_token_id], vocab.specials), row
+
+
+@torch.no_grad()
+def score_held_out(
+    model: MaskedCharModel, batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], device, bf16: bool
+) -> dict:
+    """Masked-character cross-entropy and accuracy on fixed, pre-masked held-out batches."""
+    model.eval()
+    loss_sum, correct, total = 0.0, 0, 0
+    for input_ids, attention, targets in batches:
+        with autocast(device, bf16):
+            loss, predicted = model(input_ids.to(device), attention.to(device), targets.to(device))
+        gold = targets[targets != IGNORED].to(device)
+        loss_sum += loss.item() * len(gold)
+        correct += int((predicted == gold).sum())
+        total += len(gold)
+    model.train()
+    return {"loss": loss_sum / max(total, 1), "accuracy": correct / max(total, 1), "predicted": total}
+
+
+def pretrain(cfg: PretrainConfig) -> dict:
+    """Pretrain ``cfg.model`` on the corpus, write the backbone to ``cfg.out``, and return the record."""
+    from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
+
+    if Processes.from_env().distributed:
+        raise DistillError("teacher-pretrain runs in one process: start it without torchrun")
+    device = resolve_device(cfg.device)
+    how = start_run(cfg.out, cfg.resume, cfg.overwrite, record=RECORD)
+    if how == "complete":
+        tqdm.write(f"{cfg.out} holds a finished pretraining run: nothing to resume")
+        return json.loads((cfg.out / RECORD).read_text(encoding="utf-8"))
+    seed_everything(cfg.seed)
+    texts = corpus_texts(cfg)
+    train_texts, held_texts = split_held_out(texts, cfg.held_out)
+
+    backbone = resolve_backbone(cfg.model)
+    tokenizer = load_backbone(AutoTokenizer, backbone)
+    vocab, unknown = build_char_vocab(texts, tokenizer)
+    if unknown:
+        tqdm.write(f"{sum(unknown.values())} characters ({len(unknown)} distinct) have no embedding: read as unknown")
+    vocab, mask_row = with_mask_row(vocab, tokenizer)
+    encoder = load_backbone(AutoModel, backbone)
+    full_embedding = encoder.get_input_embeddings().weight.detach().clone()  # [V_full, H]
+    prune_input_embeddings(encoder, vocab)
+    model = MaskedCharModel(encoder).to(device)
+    char_rows = torch.tensor(sorted(set(vocab.char_to_id.values())), dtype=torch.long)
+    masker = Masker(vocab.specials, mask_row, char_rows, cfg.mask_rate)
+
+    def batch_of(chunk: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        windows = make_window_batch([encode_sentence(t, vocab.tokenize, cfg.max_len, 0) for t in chunk], vocab.specials)
+        return windows.input_ids, windows.attention_mask
+
+    fixed = torch.Generator().manual_seed(cfg.seed)  # the same held-out masks after every epoch
+    held_batches = []
+    for index in bucket_batches([len(t) for t in held_texts], cfg.eval_batch_size):
+        input_ids, attention = batch_of([held_texts[i] for i in index])
+        corrupted, targets = masker(input_ids, attention, fixed)
+        held_batches.append((corrupted, attention, targets))
+
+    lengths = [len(t) for t in train_texts]
+    steps_per_epoch = len(bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens))
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg))
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
+    )
+    checkpoints = Checkpointer(cfg.out, model, optimizer, scheduler)
+    progress = checkpoints.load() if how == "resume" else Progress()
+    if how == "resume":
+        tqdm.write(f"resuming from epoch {progress.epoch}, batch {progress.step}")
+    if "bf16" not in progress.choices:
+        progress.choices["bf16"] = use_bf16(cfg.precision, device)
+    bf16 = progress.choices["bf16"]
+    tqdm.write(
+        f"pretraining on {len(train_texts)} sentences ({sum(lengths)} characters), {len(held_texts)} held out; "
+        f"{len(char_rows)} characters; {'bf16 autocast' if bf16 else 'float32'} on {device}"
+    )
+    log = JsonlLog(cfg.out / "pretrain_log.jsonl", keep_before_epoch=progress.epoch)
+    generator = torch.Generator()
+    while progress.epoch <= cfg.epochs:
+        epoch = progress.epoch
+        batches = bucket_batches(
+            lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch
+        )
+        started = time.perf_counter() - progress.seconds
+        desc = f"pretrain epoch {epoch}/{cfg.epochs}"
+        bar = tqdm(batches, desc=desc, unit="batch", leave=False, initial=progress.step)
+        for step, batch_index in enumerate(batches[progress.step :], start=progress.step):
+            generator.manual_seed(cfg.seed * 1_000_003 + epoch * 100_003 + step)  # resumable masks
+            input_ids, attention = batch_of([train_texts[i] for i in batch_index])
+            corrupted, targets = masker(input_ids, attention, generator)
+            with autocast(device, bf16):
+                loss, _ = model(corrupted.to(device), attention.to(device), targets.to(device))
+            optimizer_step(loss, model, optimizer, cfg.max_grad_norm, epoch, cfg.out, scheduler)
+            bar.update()
+            bar.set_postfix(progress.record_step(loss.item(), sum(lengths[i] for i in batch_index), started))
+            checkpoints.save_every(progress, cfg.checkpoint_every, len(batches))
+        bar.close()
+        record = {
+            "epoch": epoch,
+            "train_loss": progress.loss_sum / max(1, len(batches)),
+            "held_out": score_held_out(model, held_batches, device, bf16) if held_batches else None,
+            "seconds": round(progress.seconds, 1),
+            "chars_per_second": round(progress.characters / max(progress.seconds, 1e-9), 1),
+        }
+        log.write(record)
+        held = record["held_out"]
+        tqdm.write(
+            f"epoch {epoch}: loss {record['train_loss']:.4f}"
+            + (f"  held-out loss {held['loss']:.4f}, accuracy {held['accuracy']:.4f}" if held else "")
+            + f"  {progress.seconds / 60:.1f} min"
+        )
+        progress.next_epoch()
+        checkpoints.save(progress)
+
+    encoder.set_input_embeddings(expand_input_embeddings(encoder, vocab, full_embedding))
+    encoder.save_pretrained(cfg.out, safe_serialization=True)
+    tokenizer.save_pretrained(cfg.out)
+    result = {
+        "backbone": cfg.model,
+        "settings": cfg.as_record(),
+        "corpus": {
+            "files": {path: sha256_file(Path(path)) for path in cfg.unlabeled},
+            "data": cfg.data,
+            "sentences": len(train_texts),
+            "characters": sum(lengths),
+            "held_out_sentences": len(held_texts),
+        },
+        "encoder_arithmetic": "bf16" if bf16 else "fp32",
+        "epochs": log.records(),
+        "training_complete": True,
+    }
+    (cfg.out / RECORD).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    checkpoints.clear()
+    return result
+
+
+def _param_groups(model: MaskedCharModel, cfg: PretrainConfig) -> list[dict]:
+    """The encoder at ``lr``, the new head at ``head_lr``; no weight decay on biases and LayerNorm."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in model.named_parameters():
+        head = not name.startswith("encoder.")
+        decay = param.ndim > 1 and "LayerNorm" not in name and not name.startswith("transform.2")
+        groups.setdefault((head, decay), []).append(param)
+    return [
+        {"params": params, "lr": cfg.head_lr if head else cfg.lr, "weight_decay": cfg.weight_decay if decay else 0.0}
+        for (head, decay), params in groups.items()
+    ]
