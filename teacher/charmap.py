@@ -18,6 +18,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 SPECIALS = ("cls", "sep", "pad", "unk")
 
@@ -122,7 +126,7 @@ def prune_input_embeddings(encoder, vocab: CharVocab) -> None:
     encoder.config.pad_token_id = pad
 
 
-def expand_input_embeddings(encoder, vocab: CharVocab, full_weight):
+def expand_input_embeddings(encoder, vocab: CharVocab, full_weight: torch.Tensor) -> torch.nn.Embedding:
     """The undoing of :func:`prune_input_embeddings`: ``full_weight`` ([V_full, H], the backbone's
     embedding before pruning) with rows ``vocab.backbone_ids`` replaced by ``encoder``'s pruned rows,
     as a new embedding; the encoder's config is set back to the full vocabulary."""

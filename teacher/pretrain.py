@@ -79,7 +79,9 @@ class MaskedCharModel(nn.Module):
         )
         self.bias = nn.Parameter(torch.zeros(encoder.get_input_embeddings().weight.shape[0]))  # [V]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """[P, L] ids (masked), [P, L] attention, [P, L] targets (IGNORED where not predicted) ->
         (mean cross-entropy, [M] logits' argmax) over the M predicted positions."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # [P, L, H]
@@ -99,7 +101,9 @@ class Masker:
     """[C]: rows a random replacement is drawn from (characters, no specials)."""
     rate: float
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generator: torch.Generator):
+    def __call__(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """[P, L] ids and attention -> ([P, L] corrupted ids, [P, L] targets)."""
         candidates = attention_mask.bool() & (input_ids != self.specials["cls"]) & (input_ids != self.specials["sep"])
         chosen = candidates & (torch.rand(input_ids.shape, generator=generator) < self.rate)
