@@ -35,6 +35,7 @@ from distill.training import JsonlLog, Processes, RunSettings, optimizer_step, r
 from .backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
 from .charmap import CharVocab, build_char_vocab, expand_input_embeddings, prune_input_embeddings
 from .model import autocast, use_bf16
+from .train import param_groups
 from .windows import encode_sentence, make_window_batch
 
 RECORD = "pretraining.json"
@@ -208,7 +209,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
 
     lengths = [len(t) for t in train_texts]
     steps_per_epoch = len(bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens))
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg))
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.head_lr, cfg.weight_decay))
     scheduler = get_linear_schedule_with_warmup(
         optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
     )
@@ -281,16 +282,3 @@ def pretrain(cfg: PretrainConfig) -> dict:
     (cfg.out / RECORD).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     checkpoints.clear()
     return result
-
-
-def _param_groups(model: MaskedCharModel, cfg: PretrainConfig) -> list[dict]:
-    """The encoder at ``lr``, the new head at ``head_lr``; no weight decay on biases and LayerNorm."""
-    groups: dict[tuple[bool, bool], list] = {}
-    for name, param in model.named_parameters():
-        head = not name.startswith("encoder.")
-        decay = param.ndim > 1 and "LayerNorm" not in name and not name.startswith("transform.2")
-        groups.setdefault((head, decay), []).append(param)
-    return [
-        {"params": params, "lr": cfg.head_lr if head else cfg.lr, "weight_decay": cfg.weight_decay if decay else 0.0}
-        for (head, decay), params in groups.items()
-    ]

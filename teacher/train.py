@@ -95,10 +95,13 @@ def _encoder_depth(name: str, num_layers: int) -> int:
     return int(layer.group(1)) + 1 if layer else num_layers
 
 
-def param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
-    """AdamW groups: the head at ``head_lr``; the encoder at ``lr * layer_lr_decay ** (L - d)`` for
-    depth d of L layers (the top layer at ``lr``, the embeddings at ``lr * layer_lr_decay ** L``);
-    no weight decay on biases, LayerNorm and the CRF."""
+def param_groups(
+    net: torch.nn.Module, lr: float, head_lr: float, weight_decay: float, layer_lr_decay: float = 1.0
+) -> list[dict]:
+    """AdamW groups of a network whose encoder is ``net.encoder`` and whose other parameters are its
+    head: the head at ``head_lr``; the encoder at ``lr * layer_lr_decay ** (L - d)`` for depth d of L
+    layers (the top layer at ``lr``, the embeddings at ``lr * layer_lr_decay ** L``); weight decay
+    ``weight_decay``, none on biases, LayerNorm and the CRF."""
     num_layers = net.encoder.config.num_hidden_layers
     groups: dict[tuple[bool, bool, int], list] = {}
     for name, param in net.named_parameters():
@@ -109,8 +112,8 @@ def param_groups(net: BertCrf, cfg: TeacherTrainConfig) -> list[dict]:
     return [
         {
             "params": params,
-            "lr": cfg.head_lr if head else cfg.lr * cfg.layer_lr_decay ** (num_layers - depth),
-            "weight_decay": cfg.weight_decay if decay else 0.0,
+            "lr": head_lr if head else lr * layer_lr_decay ** (num_layers - depth),
+            "weight_decay": weight_decay if decay else 0.0,
         }
         for (head, decay, depth), params in groups.items()
     ]
@@ -264,7 +267,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
     steps_per_epoch = len(bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens)) // procs.world
-    optimizer = torch.optim.AdamW(param_groups(net, cfg))
+    optimizer = torch.optim.AdamW(param_groups(net, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.layer_lr_decay))
     scheduler = get_linear_schedule_with_warmup(
         optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
     )

@@ -87,9 +87,7 @@ def test_loaded_teacher_tags_like_the_saved_one(workspace):
 def test_layer_wise_learning_rates_fall_from_the_top_layer_to_the_embeddings(workspace):
     net = Teacher.load(workspace["teacher"]).net
     layers = net.encoder.config.num_hidden_layers
-    groups = param_groups(
-        net, TeacherTrainConfig(out=workspace["teacher"], lr=1e-3, head_lr=1e-2, weight_decay=0.1, layer_lr_decay=0.5)
-    )
+    groups = param_groups(net, lr=1e-3, head_lr=1e-2, weight_decay=0.1, layer_lr_decay=0.5)
     rate, weight_decay = {}, {}
     for group in groups:
         for param in group["params"]:
@@ -105,7 +103,7 @@ def test_layer_wise_learning_rates_fall_from_the_top_layer_to_the_embeddings(wor
             assert rate[id(param)] == 1e-2, name
         no_decay = name.endswith("bias") or "LayerNorm" in name or name.startswith("crf.")
         assert weight_decay[id(param)] == (0.0 if no_decay else 0.1), name
-    single_rate = param_groups(net, TeacherTrainConfig(out=workspace["teacher"], lr=1e-3))
+    single_rate = param_groups(net, 1e-3, TeacherTrainConfig.head_lr, TeacherTrainConfig.weight_decay)
     assert {g["lr"] for g in single_rate} == {1e-3, TeacherTrainConfig.head_lr}
 
 
