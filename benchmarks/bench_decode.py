@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 import torchcrf
+from distill.data import allowed_transitions, label_set
 from timing import time_calls, write_results
 
-from data import allowed_transitions, label_set
 from distill.crf import CRF
 from distill.environment import describe_environment
 

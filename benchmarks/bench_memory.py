@@ -40,7 +40,7 @@ def worker(data: str, student: str, onnx_dir: str) -> list[dict]:
     import onnxruntime  # noqa: F401
 
     record("numpy + onnxruntime imported")
-    from data import load_dataset
+    from distill.data import load_dataset
 
     texts = [s.text for s in load_dataset(data).load("test")[0] if s.text]
     record(f"test set loaded ({len(texts)} sentences)")
@@ -77,7 +77,7 @@ def main() -> None:
     if not args.pair:
         parser.error("give at least one --pair DATA STUDENT_DIR")
 
-    from student.export import export_onnx
+    from distill.student.export import export_onnx
 
     rows = []
     with tempfile.TemporaryDirectory() as exports:

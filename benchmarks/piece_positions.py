@@ -5,7 +5,7 @@ Usage:
 
 For each teacher trained with ``--input pieces``, over the train and test splits of the data it
 trained on: the characters, the encoder positions its vocabulary reads them as
-(``teacher.piecemap``), and the share of characters inside multi-character pieces. Counting
+(``distill.teacher.piecemap``), and the share of characters inside multi-character pieces. Counting
 only, no timing. Writes OUT.json and OUT.md.
 """
 
@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from distill.data import load_dataset
+from distill.teacher.model import read_vocab
+from distill.teacher.piecemap import PieceVocab
 from timing import write_results
 
-from data import load_dataset
 from distill.artifacts import read_config
 from distill.environment import describe_environment
-from teacher.model import read_vocab
-from teacher.piecemap import PieceVocab
 
 
 def count(teacher: Path) -> list[dict]:

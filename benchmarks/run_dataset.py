@@ -480,7 +480,8 @@ def trained_teacher_summary(dataset: str, teacher: Path, timings: dict) -> dict:
 def ensemble_summary(dataset: str, teacher: Path, data: Path, timing: dict) -> dict:
     """teacher.json for an ensemble teacher: dev and test scored here (float32), and each member's
     scores as its training recorded them."""
-    from data import load_dataset
+    from distill.data import load_dataset
+
     from distill.api import load_model
     from distill.artifacts import member_dirs, read_config
 

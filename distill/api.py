@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from data import Sentence
+from distill.data import Sentence
 
 from .artifacts import read_config
 from .errors import DistillError
 from .metrics import EntityScores
-from .predict import Entity, predict_entities
+from .tagging import Entity, predict_entities
 
 STUDENT_MAX_LEN = 256
 """A BiLSTM reads any length; long texts are still cut at sentence ends, so batches stay even."""
@@ -50,9 +50,9 @@ class Model:
 
     def evaluate(self, sentences: Sequence[Sentence], batch_size: int = 64) -> EntityScores:
         """Scores on labeled sentences; entity types the model was never taught are refused."""
-        from data import convert_tags, label_scheme, tags_to_spans
+        from distill.data import convert_tags, label_scheme, tags_to_spans
 
-        from .training import evaluate
+        from .evaluation import evaluate
 
         known = {label[2:] for label in self.labels if label != "O"}
         found = {span.type for s in sentences if s.tags for span in tags_to_spans(s.tags)}
@@ -96,7 +96,7 @@ def load_model(
         raise DistillError(f"unknown runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}")
     max_len = STUDENT_MAX_LEN if kind == "student" else config["window"]
     if runtime in ("onnx", "onnx-int8"):
-        from student.onnx_runtime import OnnxStudent
+        from distill.student.onnx_runtime import OnnxStudent
 
         onnx = OnnxStudent(directory, onnx_dir, threads, int8=runtime == "onnx-int8")
         return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len, onnx.workers)
@@ -107,13 +107,13 @@ def load_model(
     if runtime == "int8" and torch_device.type != "cpu":
         raise DistillError("int8 dynamic quantisation runs on the CPU only")
     if kind == "teacher":
-        from teacher.ensemble import load_teacher
+        from distill.teacher.ensemble import load_teacher
 
         model = load_teacher(directory, torch_device, "bf16" if runtime == "bf16" else "fp32")
     elif runtime == "bf16":
         raise DistillError(f"{directory} is a student: the bf16 runtime is for teachers (use torch, int8 or onnx)")
     else:
-        from student.model import Student
+        from distill.student.model import Student
 
         model = Student.load(directory, torch_device)
     if runtime == "int8":

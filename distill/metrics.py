@@ -1,10 +1,12 @@
-"""Entity-level precision, recall and F1 (seqeval, conlleval semantics), returned as data."""
+"""Entity-level precision, recall and F1 (conlleval semantics, as seqeval computes them), returned as data."""
 
 from __future__ import annotations
 
-import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+
+from distill.data import tags_to_spans
 
 
 @dataclass
@@ -36,24 +38,31 @@ class EntityScores:
 
 
 def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> EntityScores:
-    """Scores of ``predicted`` tag sequences against ``gold`` (any of BIO/BIOES, one list per sentence)."""
-    from seqeval.metrics import classification_report  # heavy (scikit-learn): import on use
+    """Scores of ``predicted`` tag sequences against ``gold`` (any of BIO/BIOES, one list per sentence).
 
+    An entity counts as found when type, start and end all match. Spans are read as seqeval's
+    default mode reads them (``distill.data.tags_to_spans``), so the scores equal seqeval's
+    ``classification_report`` (tests check it), without its scikit-learn import.
+    """
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted")
+    found, expected, correct = Counter(), Counter(), Counter()
     for i, (g, p) in enumerate(zip(gold, predicted)):
         if len(g) != len(p):
             raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
-    with warnings.catch_warnings():  # seqeval averages empty arrays when there is no entity
-        warnings.simplefilter("ignore", RuntimeWarning)
-        report = classification_report(
-            [list(g) for g in gold], [list(p) for p in predicted], output_dict=True, zero_division=0
-        )
-    averages = {"micro avg", "macro avg", "weighted avg"}
+        gold_spans, predicted_spans = set(tags_to_spans(g)), set(tags_to_spans(p))
+        expected.update(span.type for span in gold_spans)
+        found.update(span.type for span in predicted_spans)
+        correct.update(span.type for span in gold_spans & predicted_spans)
+    per_type = {
+        name: _score(correct[name], found[name], expected[name]) for name in sorted(expected.keys() | found.keys())
+    }
+    overall = _score(sum(correct.values()), sum(found.values()), sum(expected.values()))
+    return EntityScores(overall, per_type)
 
-    def score(row: dict) -> Score:
-        return Score(float(row["precision"]), float(row["recall"]), float(row["f1-score"]), int(row["support"]))
 
-    overall = report.get("micro avg", {"precision": 0, "recall": 0, "f1-score": 0, "support": 0})
-    per_type = {name: score(row) for name, row in sorted(report.items()) if name not in averages}
-    return EntityScores(score(overall), per_type)
+def _score(correct: int, found: int, expected: int) -> Score:
+    precision = correct / found if found else 0.0
+    recall = correct / expected if expected else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Score(precision, recall, f1, expected)

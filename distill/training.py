@@ -1,4 +1,4 @@
-"""What the teacher and student trainers share: seeding, devices, the epoch log, processes, evaluation.
+"""What the trainers share: seeding, devices, the optimiser step, the epoch log, processes.
 
 Small helpers, not a framework: each trainer's loop stays plain Python that reads top to bottom.
 """
@@ -8,16 +8,11 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-
-from data import Sentence
-
-from .metrics import EntityScores, entity_scores
-from .predict import tag_in_batches
 
 
 @dataclass
@@ -135,10 +130,20 @@ class Processes:
             int(os.environ.get("LOCAL_RANK", "0")),
         )
 
-    def start(self, device: torch.device) -> None:
-        """Join the process group (gloo on CPU, nccl on CUDA) when running under torchrun."""
+    def start(self, device_name: str = "auto") -> torch.device:
+        """This process's device, after joining the process group when running under torchrun.
+
+        ``device_name`` as :func:`resolve_device` takes it. Under torchrun on CUDA each process
+        takes the GPU of its local rank and makes it current (so nccl's collectives land there),
+        then joins with nccl; on the CPU it joins with gloo.
+        """
+        device = resolve_device(device_name)
+        if device.type == "cuda" and self.distributed:
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
         if self.distributed and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return device
 
     def stop(self) -> None:
         if self.distributed and torch.distributed.is_initialized():
@@ -179,16 +184,3 @@ class Processes:
         nccl = torch.distributed.get_backend() == "nccl"
         device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
         return torch.tensor(values, dtype=dtype, device=device)
-
-
-def evaluate(
-    tag_ids: Callable[[list[str]], list[list[int]]],
-    sentences: Sequence[Sentence],
-    labels: Sequence[str],
-    batch_size: int = 64,
-) -> tuple[EntityScores, list[list[str]]]:
-    """Entity scores of a tagger on labeled sentences, and its predicted tags."""
-    labeled = [s for s in sentences if s.tags is not None and len(s.text) > 0]
-    predicted = tag_in_batches(tag_ids, [s.text for s in labeled], batch_size)
-    predicted_tags = [[labels[i] for i in row] for row in predicted]
-    return entity_scores([s.tags for s in labeled], predicted_tags), predicted_tags

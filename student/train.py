@@ -14,15 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from distill.data import bucket_batches, convert_tags, label_set, load_dataset, tags_to_spans
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from data import bucket_batches, convert_tags, label_set, load_dataset, tags_to_spans
 from distill.artifacts import member_dirs, read_config, read_model_dir
 from distill.cache import CachedCorpus, load_cache, read_index
 from distill.checkpoint import Checkpointer, Progress, start_run
 from distill.errors import DistillError
-from distill.training import JsonlLog, RunSettings, evaluate, optimizer_step, resolve_device, seed_everything
+from distill.evaluation import evaluate
+from distill.training import JsonlLog, RunSettings, optimizer_step, resolve_device, seed_everything
 
 from .features import Featurizer
 from .losses import emission_kd, hard_nll, marginal_kd, mixed_loss

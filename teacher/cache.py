@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from distill.data import Sentence, convert_tags, load_dataset, read_file
 from tqdm import tqdm
 
-from data import Sentence, convert_tags, load_dataset, read_file
 from distill.artifacts import fingerprint, sha256_file
 from distill.cache import INDEX, check_compatible, check_shard, read_index, shard_name, write_index, write_shard
 from distill.errors import DistillError
-from distill.training import Processes, resolve_device
+from distill.training import Processes
 
 from .ensemble import TeacherEnsemble, load_teacher
 from .model import Teacher, use_bf16
@@ -46,7 +46,7 @@ class CacheConfig:
     batch_size: int = 64
     device: str = "auto"
     precision: str = "auto"
-    """The teacher's encoder arithmetic (``teacher.model.PRECISIONS``); part of what the cache records."""
+    """The teacher's encoder arithmetic (``distill.teacher.model.PRECISIONS``); part of what the cache records."""
     resume: bool = False
     overwrite: bool = False
 
@@ -149,10 +149,7 @@ def _shard_arrays(
 def build_cache(cfg: CacheConfig) -> dict:
     """Build (or resume) the cache in ``cfg.out``; returns its index."""
     procs = Processes.from_env()
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and procs.distributed:
-        device = torch.device("cuda", procs.local_rank)
-    procs.start(device)
+    device = procs.start(cfg.device)
     out = Path(cfg.out)
     precision = cfg.precision
     if precision == "auto" and cfg.resume and not cfg.overwrite and (out / INDEX).exists():

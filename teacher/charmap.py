@@ -5,7 +5,7 @@ between characters and tags. Each character is therefore looked up on its own: i
 vocabulary, then its NFKC form, then whatever single piece the tokenizer makes of it, then the
 unknown token. Whitespace maps to the tokenizer's word-boundary piece (``▁``).
 
-``teacher.piecemap`` reads the tokenizer's pieces instead, and keeps these rows too.
+``distill.teacher.piecemap`` reads the tokenizer's pieces instead, and keeps these rows too.
 
 Pruning keeps only the embedding rows of the characters a corpus uses, plus the specials: for
 the default backbone that is a few thousand of 250,037 rows, and the optimiser stops spending
@@ -45,7 +45,7 @@ class CharVocab:
         return [lookup(ch, unk) for ch in text]
 
     def tokenize(self, text: str) -> tuple[list[int], list[int], list[int]]:
-        """A window's encoder input (see ``teacher.windows.Tokenize``): one position per character."""
+        """A window's encoder input (see ``distill.teacher.windows.Tokenize``): one position per character."""
         return self.encode(text), list(range(len(text))), [0] * len(text)
 
     def unknown(self, texts: Iterable[str]) -> Counter[str]:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from distill.data import allowed_transitions, label_scheme
 from torch import nn
 
-from data import allowed_transitions, label_scheme
 from distill.artifacts import (
     load_module_weights,
     member_dirs,
@@ -45,7 +45,7 @@ def _drop_pooler(encoder: nn.Module) -> nn.Module:
 class BertCrf(nn.Module):
     """Encoder -> dropout -> linear -> CRF, over windows of text.
 
-    With ``pieces`` the encoder reads the tokenizer's pieces (``teacher.piecemap``) and a character
+    With ``pieces`` the encoder reads the tokenizer's pieces (``distill.teacher.piecemap``) and a character
     adds a learned score per tag for its place in its piece to the piece's emission.
     """
 

@@ -1,6 +1,6 @@
 """The tokenizer's own pieces as encoder positions, each character reading its piece's emission.
 
-``teacher.charmap`` gives every character a position of its own, so a backbone whose tokenizer
+``distill.teacher.charmap`` gives every character a position of its own, so a backbone whose tokenizer
 merges characters (XLM-R reads half or more of Chinese characters in pieces like ``中国`` or ``国籍``)
 sees single characters where pretraining showed it pieces. Here the encoder reads the text as the
 tokenizer splits it; every character takes its emission from the position of the piece that
@@ -8,7 +8,7 @@ covers it, plus a learned score for where it sits in that piece (alone, first, i
 the characters of one piece can still take different tags and tags stay one per character.
 
 The pruned embedding keeps the rows of every piece the corpora's text is split into, plus one row
-per character as ``teacher.charmap`` keeps them: a piece that was never seen in those corpora is
+per character as ``distill.teacher.charmap`` keeps them: a piece that was never seen in those corpora is
 read character by character, and characters the tokenizer covers with no piece (whitespace it
 drops) get positions of their own.
 """
@@ -37,7 +37,7 @@ class PieceVocab(CharVocab):
     """A fast (offset-mapping) HuggingFace tokenizer of the backbone."""
 
     def tokenize(self, text: str) -> tuple[list[int], list[int], list[int]]:
-        """A window's encoder input (see ``teacher.windows.Tokenize``): the tokenizer's pieces."""
+        """A window's encoder input (see ``distill.teacher.windows.Tokenize``): the tokenizer's pieces."""
         encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         items: list[tuple[int, int, int]] = []  # (first character, end, row) of each position
         for backbone_id, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"]):

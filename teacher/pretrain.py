@@ -3,7 +3,7 @@
 Domain-adaptive pretraining (Gururangan et al., 2020, "Don't Stop Pretraining"): before
 fine-tuning, the encoder goes on learning its masked-language-model task on text like the
 text it will tag. The encoder reads one position per character, as the teacher does
-(``teacher.charmap``); 15% of the characters are chosen, and of those 80% are replaced by the
+(``distill.teacher.charmap``); 15% of the characters are chosen, and of those 80% are replaced by the
 mask token, 10% by a random character and 10% kept, and the model predicts them. The output
 layer is the (pruned) input embedding; a fresh transform (linear, GELU, LayerNorm) sits under
 it, since encoders such as multilingual-e5 ship without their MLM head.
@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from distill.data import bucket_batches, load_dataset, read_file
 from torch import nn
 from tqdm import tqdm
 
-from data import bucket_batches, load_dataset, read_file
 from distill.artifacts import sha256_file
 from distill.checkpoint import Checkpointer, Progress, start_run
 from distill.errors import DistillError

@@ -17,20 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from distill.data import bucket_batches, convert_tags, default_unlabeled_path, label_set, load_dataset, read_file
+from distill.data.schemes import tags_to_spans
 from tqdm import tqdm
 
-from data import bucket_batches, convert_tags, default_unlabeled_path, label_set, load_dataset, read_file
-from data.schemes import tags_to_spans
 from distill.artifacts import fingerprint, read_config
 from distill.checkpoint import RUN_STARTS, Checkpointer, Progress, start_run
 from distill.errors import DistillError
+from distill.evaluation import evaluate
 from distill.training import (
     JsonlLog,
     Processes,
     RunSettings,
-    evaluate,
     optimizer_step,
-    resolve_device,
     seed_everything,
 )
 
@@ -70,15 +69,15 @@ class TeacherTrainConfig(RunSettings):
     max_train: int = 0
     """Train on the first N training sentences only (0 = all)."""
     precision: str = "auto"
-    """Encoder arithmetic: auto (bf16 where native), bf16 or fp32 (see ``teacher.model.PRECISIONS``)."""
+    """Encoder arithmetic: auto (bf16 where native), bf16 or fp32 (see ``distill.teacher.model.PRECISIONS``)."""
     init_from: Path | None = None
     """A teacher directory to train further instead of a new network on ``model``."""
     encoder_from: Path | None = None
     """A teacher directory (trained on other data, perhaps other labels) whose encoder starts this
     teacher's, on that teacher's backbone; the linear layer and the CRF start afresh."""
     input: str | None = None
-    """How the encoder reads text: ``chars`` (one position per character, ``teacher.charmap``) or
-    ``pieces`` (the tokenizer's pieces, ``teacher.piecemap``); None: chars for a new teacher, and a
+    """How the encoder reads text: ``chars`` (one position per character, ``distill.teacher.charmap``) or
+    ``pieces`` (the tokenizer's pieces, ``distill.teacher.piecemap``); None: chars for a new teacher, and a
     teacher's own with ``init_from``."""
 
 
@@ -223,11 +222,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     from transformers import get_linear_schedule_with_warmup
 
     procs = Processes.from_env()
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and procs.distributed:
-        device = torch.device("cuda", procs.local_rank)
-        torch.cuda.set_device(device)
-    procs.start(device)
+    device = procs.start(cfg.device)
     how = procs.broadcast_choice(start_run(cfg.out, cfg.resume, cfg.overwrite) if procs.main else "", RUN_STARTS)
     if how == "complete":
         tqdm.write(f"{cfg.out} holds a finished teacher: nothing to resume")

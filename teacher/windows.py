@@ -4,7 +4,7 @@ Every character gets its emission from the window in which it sits farthest from
 consecutive windows overlap and split the overlap at its middle. Short sentences are a single
 window. Nothing is ever dropped or truncated, in training, caching and prediction alike.
 Windows are planned in characters and each is tokenized on its own, into one position per
-character (``teacher.charmap``) or into the tokenizer's pieces (``teacher.piecemap``).
+character (``distill.teacher.charmap``) or into the tokenizer's pieces (``distill.teacher.piecemap``).
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def test_a_100000_character_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def models(tiny_teacher, tmp_path_factory):
-    from student.train import StudentTrainConfig, train_student
+    from distill.student.train import StudentTrainConfig, train_student
 
     student = tmp_path_factory.mktemp("bad") / "student"
     train_student(StudentTrainConfig(out=student, cache=tiny_teacher["cache"], epochs=1, hidden=8, embedding_dim=8))
@@ -138,8 +138,9 @@ def test_truncated_safetensors(models, tmp_path):
 
 
 def test_cache_shard_from_another_teacher(tiny_teacher, tmp_path):
-    from teacher.cache import CacheConfig, build_cache
-    from teacher.train import TeacherTrainConfig, train_teacher
+    from distill.teacher.cache import CacheConfig, build_cache
+    from distill.teacher.train import TeacherTrainConfig, train_teacher
+
     from tests.conftest import PRECISION, TINY_TRAINING
 
     other_teacher = tmp_path / "other-teacher"

@@ -9,14 +9,14 @@ import sys
 
 import pytest
 import torch
+from distill.student.export import export_onnx
+from distill.student.train import StudentTrainConfig, train_student
 
 from distill.api import load_model
 from distill.benchmark import harness
 from distill.benchmark.harness import SCHEMA_VERSION, BenchmarkConfig, combine_rounds, run_benchmark
 from distill.benchmark.report import recommend, recommendation_line, render
 from distill.environment import machine_line
-from student.export import export_onnx
-from student.train import StudentTrainConfig, train_student
 
 RUN_FIELDS = {
     "model",
@@ -296,7 +296,7 @@ def test_onnx_student_tags_batches_on_threads_in_order(student_dir):
 
 
 def test_batches_in_flight_share_one_character_budget():
-    from distill.predict import MAX_BATCH_CHARS, tag_in_batches
+    from distill.tagging import MAX_BATCH_CHARS, tag_in_batches
 
     texts = ["字" * 30] * 400
 

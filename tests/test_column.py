@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from data import DataError, ReadReport, Sentence, read_column, write_column
+from distill.data import DataError, ReadReport, Sentence, read_column, write_column
 
 
 def read(path):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torchcrf
+from distill.data import allowed_transitions, label_set
 
-from data import allowed_transitions, label_set
 from distill.crf import CRF, viterbi_paths
 from distill.viterbi import Viterbi
 

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from data import DataError, bucket_batches, default_unlabeled_path, embedded_dataset, load_dataset, pad
+from distill.data import DataError, bucket_batches, default_unlabeled_path, embedded_dataset, load_dataset, pad
 
 
 def column(n: int, offset: int = 0) -> str:

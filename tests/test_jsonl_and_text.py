@@ -4,12 +4,11 @@ import itertools
 import json
 
 import pytest
+from distill.data import DataError, ReadReport, Sentence, read_jsonl, read_text, split_sentences, write_jsonl
+from distill.data.jsonl import resolve_overlaps
+from distill.data.schemes import Span
 from hypothesis import given
 from hypothesis import strategies as st
-
-from data import DataError, ReadReport, Sentence, read_jsonl, read_text, split_sentences, write_jsonl
-from data.jsonl import resolve_overlaps
-from data.schemes import Span
 
 
 def jl(*records) -> str:
@@ -95,7 +94,7 @@ def test_split_sentences_loses_nothing_but_whitespace(text, max_len):
 
 @given(st.text(alphabet="ab 。；”」\n\t\r\u3000\x1c\u2028，", max_size=30), st.one_of(st.none(), st.integers(1, 12)))
 def test_one_sentence_shortcut_splits_as_the_general_path(text, max_len):
-    from data.rawtext import _split
+    from distill.data.rawtext import _split
 
     assert split_sentences(text, max_len) == _split(text, max_len)
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from distill.metrics import EntityScores, entity_scores
 
@@ -27,3 +29,31 @@ def test_no_entities_and_mismatched_lengths():
     assert entity_scores([["O"]], [["O"]]).f1 == 0.0
     with pytest.raises(ValueError, match="2 gold tags but 1"):
         entity_scores([["O", "O"]], [["O"]])
+
+
+TAG = st.sampled_from(["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "S-LOC", "E-ORG"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.lists(TAG, min_size=1, max_size=8), st.lists(TAG, min_size=8, max_size=8)), min_size=1, max_size=5))
+def test_scores_equal_seqeval_on_any_sequences(pairs):
+    import warnings
+
+    from seqeval.metrics import classification_report
+
+    gold = [g for g, _ in pairs]
+    predicted = [p[: len(g)] for g, p in pairs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    scores = entity_scores(gold, predicted)
+    micro = report.get("micro avg", {"precision": 0, "recall": 0, "f1-score": 0, "support": 0})
+    assert scores.overall.precision == pytest.approx(micro["precision"])
+    assert scores.overall.recall == pytest.approx(micro["recall"])
+    assert scores.f1 == pytest.approx(micro["f1-score"])
+    assert scores.overall.support == micro["support"]
+    per_type = {k: v for k, v in report.items() if k not in ("micro avg", "macro avg", "weighted avg")}
+    assert sorted(scores.per_type) == sorted(per_type)
+    for name, row in per_type.items():
+        assert scores.per_type[name].f1 == pytest.approx(row["f1-score"])
+        assert scores.per_type[name].support == row["support"]

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from distill.data import load_dataset
+from distill.teacher.pretrain import IGNORED, RECORD, Masker, PretrainConfig, corpus_texts, pretrain, split_held_out
+from distill.teacher.train import TeacherTrainConfig, train_teacher
 
-from data import load_dataset
 from distill.artifacts import load_tensors
 from distill.errors import DistillError
-from teacher.pretrain import IGNORED, RECORD, Masker, PretrainConfig, corpus_texts, pretrain, split_held_out
-from teacher.train import TeacherTrainConfig, train_teacher
 from tests.conftest import PRECISION, TINY_TRAINING
 from tests.tiny import tiny_backbone, tiny_corpus
 

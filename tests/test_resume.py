@@ -163,7 +163,7 @@ def test_killed_cache_build_resumes_to_identical_shards(tiny_teacher, tmp_path):
 
 
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_state(tiny_teacher, tmp_path, monkeypatch):
-    import student.train as student_train
+    import distill.student.train as student_train
 
     real = student_train._batch_loss
     calls = {"n": 0}
@@ -189,7 +189,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_state(tiny_teacher, t
 
 
 def test_a_second_run_into_the_same_directory_is_refused_not_lost(tiny_teacher, tmp_path):
-    import student.train as student_train
+    import distill.student.train as student_train
 
     cfg = student_train.StudentTrainConfig(
         out=tmp_path / "s", cache=tiny_teacher["cache"], epochs=1, hidden=8, embedding_dim=8

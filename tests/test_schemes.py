@@ -4,11 +4,7 @@ import itertools
 import unittest.mock
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from seqeval.metrics.sequence_labeling import get_entities
-
-from data.schemes import (
+from distill.data.schemes import (
     Span,
     SpanReader,
     allowed_transitions,
@@ -20,6 +16,9 @@ from data.schemes import (
     split_tag,
     tags_to_spans,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from seqeval.metrics.sequence_labeling import get_entities
 
 RAW_TAGS = ["O", "B-PER", "I-PER", "M-PER", "E-PER", "S-PER", "B_LOC", "I_LOC", "E-LOC", "S-LOC"]
 
@@ -41,7 +40,7 @@ def test_spans_equal_seqeval_entities_on_any_sequence(tags):
     expected = [Span(t, s, e + 1) for t, s, e in get_entities(seqeval_tags)]
     assert tags_to_spans(tags) == expected
     for vectorised_from in (0, 10**9):
-        with unittest.mock.patch("data.schemes.VECTORISED_FROM", vectorised_from):
+        with unittest.mock.patch("distill.data.schemes.VECTORISED_FROM", vectorised_from):
             assert SpanReader(RAW_TAGS).spans_of([[RAW_TAGS.index(t) for t in tags]]) == [expected]
 
 
@@ -49,7 +48,7 @@ def test_spans_equal_seqeval_entities_on_any_sequence(tags):
 @given(batch=st.lists(st.lists(st.sampled_from(RAW_TAGS), max_size=8), max_size=6))
 def test_span_reader_reads_each_path_of_a_batch_on_its_own(vectorised_from, batch):
     reader = SpanReader(RAW_TAGS)
-    with unittest.mock.patch("data.schemes.VECTORISED_FROM", vectorised_from):
+    with unittest.mock.patch("distill.data.schemes.VECTORISED_FROM", vectorised_from):
         spans = reader.spans_of([[RAW_TAGS.index(t) for t in tags] for tags in batch])
     assert spans == [tags_to_spans(t) for t in batch]
 

@@ -11,15 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+from distill.student.features import Featurizer, bigrams, word_positions
+from distill.student.losses import emission_kd, hard_nll, marginal_kd, mixed_loss
+from distill.student.lstm_pair import reverse_index
+from distill.student.model import Architecture, BiLstmCrf, Student
+from distill.student.train import StudentTrainConfig, train_student
 
 from distill.cli import cli
 from distill.crf import CRF
 from distill.errors import DistillError
-from student.features import Featurizer, bigrams, word_positions
-from student.losses import emission_kd, hard_nll, marginal_kd, mixed_loss
-from student.lstm_pair import reverse_index
-from student.model import Architecture, BiLstmCrf, Student
-from student.train import StudentTrainConfig, train_student
 from tests.conftest import predicted_lines
 
 TINY = {"epochs": 4, "hidden": 16, "embedding_dim": 16, "batch_size": 8, "patience": 4}
@@ -126,9 +126,8 @@ def test_padding_never_changes_a_sentences_emissions():
 
 def test_onnx_export_makes_each_layer_two_lstm_nodes_reading_within_lengths(tmp_path):
     import onnx
-
-    from student.export import export_onnx
-    from student.onnx_runtime import OnnxStudent
+    from distill.student.export import export_onnx
+    from distill.student.onnx_runtime import OnnxStudent
 
     torch.manual_seed(1)
     labels = ["O", "B-X", "I-X"]
@@ -227,8 +226,8 @@ def test_variants_train(tiny_teacher, tmp_path, options):
 
 
 def test_teacher_init_copies_the_teachers_geometry(tiny_teacher, tmp_path):
-    from student.train import _teacher_embeddings
-    from teacher.ensemble import build_ensemble
+    from distill.student.train import _teacher_embeddings
+    from distill.teacher.ensemble import build_ensemble
 
     featurizer = Featurizer.build(["张三李四北京上海"])
     table, found = _teacher_embeddings(tiny_teacher["teacher"], featurizer, 4, np.random.default_rng(0))

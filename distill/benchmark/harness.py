@@ -21,8 +21,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from data import convert_tags, label_scheme, load_dataset
 from distill.artifacts import CONFIG, read_config, weight_files
+from distill.data import convert_tags, label_scheme, load_dataset
 from distill.environment import describe_environment
 from distill.errors import DistillError
 from distill.metrics import entity_scores
@@ -124,8 +124,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
             continue
         onnx_dir = None
         if runtime.startswith("onnx"):
-            from student.export import export_onnx
-            from student.onnx_runtime import ONNX_FILE, ONNX_INT8_FILE
+            from distill.student.export import export_onnx
+            from distill.student.onnx_runtime import ONNX_FILE, ONNX_INT8_FILE
 
             if name not in onnx_dirs:  # exported afresh by each run: an earlier run's may be an older exporter's
                 onnx_dirs[name] = cfg.out / "onnx" / name

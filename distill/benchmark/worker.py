@@ -61,9 +61,9 @@ def rss_mb() -> float | None:
 
 
 def measure(spec: dict) -> dict:
-    from data import load_dataset
     from distill.api import load_model
-    from distill.predict import tag_in_batches
+    from distill.data import load_dataset
+    from distill.tagging import tag_in_batches
 
     sentences, _ = load_dataset(spec["data"]).load(spec["split"])
     texts = [s.text for s in sentences if len(s.text) > 0]

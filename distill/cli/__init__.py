@@ -29,7 +29,7 @@ COMMANDS = {
 }
 
 # Errors whose message is the whole story for a user: shown as one paragraph, no traceback.
-USER_ERRORS = ("data.errors:DataError", "distill.errors:DistillError")
+USER_ERRORS = ("distill.data.errors:DataError", "distill.errors:DistillError")
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

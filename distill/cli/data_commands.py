@@ -32,7 +32,7 @@ def stats(paths: tuple[Path, ...], as_json: bool, strict: bool) -> None:
       distill data stats ../shared/data/resume
       distill data stats train.txt --json
     """
-    from data import dataset_file_stats, load_dataset
+    from distill.data import dataset_file_stats, load_dataset
 
     records, notes = [], []
     for path in paths or (None,):
@@ -104,7 +104,7 @@ def convert(
       distill data convert train.bio train.json
       distill data convert train.json train.txt --format text
     """
-    from data import ReadReport, read_file, write_file
+    from distill.data import ReadReport, read_file, write_file
 
     report = ReadReport(str(source), strict=strict)
     sentences = list(read_file(source, from_format, report))

@@ -61,7 +61,7 @@ def write_subset(out: Path, size: DemoSize) -> tuple[Path, Path]:
     """The first sentences of each embedded split as column files, and the first unlabeled lines."""
     import itertools
 
-    from data import default_unlabeled_path, embedded_dataset, read_file, write_file
+    from distill.data import default_unlabeled_path, embedded_dataset, read_file, write_file
 
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -91,9 +91,9 @@ def demo(out: Path, quick: bool, device: str) -> None:
     """
     from distill.benchmark.harness import BenchmarkConfig, run_benchmark
     from distill.benchmark.report import recommendation_line
-    from student.train import StudentTrainConfig, train_student
-    from teacher.cache import CacheConfig, build_cache
-    from teacher.train import TeacherTrainConfig, train_teacher
+    from distill.student.train import StudentTrainConfig, train_student
+    from distill.teacher.cache import CacheConfig, build_cache
+    from distill.teacher.train import TeacherTrainConfig, train_teacher
 
     size = QUICK if quick else FULL
     started = time.time()

@@ -23,10 +23,10 @@ def export(model_dir: Path, fmt: str, out: Path | None) -> None:
 
     if read_config(model_dir)["kind"] != "student":
         raise DistillError(f"{model_dir} is not a student: ONNX export is for students (the deployment model)")
-    from student.export import export_onnx
+    from distill.student.export import export_onnx
 
     path = export_onnx(model_dir, out)
-    from student.onnx_runtime import ONNX_INT8_FILE
+    from distill.student.onnx_runtime import ONNX_INT8_FILE
 
     int8 = path.parent / ONNX_INT8_FILE
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and {int8} ({int8.stat().st_size / 1e6:.1f} MB)")

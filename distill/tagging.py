@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from data import SpanReader, bucket_batches, split_sentences
+from distill.data import SpanReader, bucket_batches, split_sentences
 
 PADDED_CHARS_PER_SENTENCE = 64
 """A batch of N sentences holds at most N * 64 padded characters, so a few long sentences do not
