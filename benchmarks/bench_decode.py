@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 import torchcrf
-from distill.data import allowed_transitions, label_set
 from timing import time_calls, write_results
 
 from distill.crf import CRF
+from distill.data import allowed_transitions, label_set
 from distill.environment import describe_environment
 
 LABEL_SETS = {"9 tags": (9, None), "17 tags": (17, None), "33 tags, BIOES": (33, 8)}

@@ -18,13 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from distill.data import load_dataset
-from distill.student.export import export_onnx
-from distill.student.onnx_runtime import OnnxStudent
 from timing import write_results
 
 from distill.api import STUDENT_MAX_LEN, Model
+from distill.data import load_dataset
 from distill.environment import describe_environment
+from distill.student.export import export_onnx
+from distill.student.onnx_runtime import OnnxStudent
 
 
 def layouts(cores: int) -> list[tuple[int, int]]:

@@ -14,12 +14,12 @@ import statistics
 from pathlib import Path
 
 import torch
-from distill.data import label_set
-from distill.teacher.backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
-from distill.teacher.model import BertCrf, autocast, bf16_faster, native_bf16
 from timing import time_calls, write_results
 
+from distill.data import label_set
 from distill.environment import describe_environment
+from distill.teacher.backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
+from distill.teacher.model import BertCrf, autocast, bf16_faster, native_bf16
 
 ROWS = 5000
 BATCH, LENGTH = 32, 48

@@ -37,11 +37,12 @@ Q4_PARTS = ("e5.head", "e5.tail", "e5.rows.npy", "e5.blocks.npy")
 
 def kept_rows(dataset: Path, unlabeled: Path) -> list[int]:
     """The backbone rows a new teacher keeps for this dataset and text, reading characters or pieces."""
+    from transformers import AutoTokenizer
+
     from distill.data import load_dataset
     from distill.teacher.backbone import default_backbone_dir, load_backbone
     from distill.teacher.piecemap import build_piece_vocab
     from distill.teacher.train import vocabulary_texts
-    from transformers import AutoTokenizer
 
     texts = vocabulary_texts(load_dataset(dataset), [str(unlabeled)])
     tokenizer = load_backbone(AutoTokenizer, str(default_backbone_dir()))

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from distill.data import load_dataset
-from distill.teacher.model import read_vocab
-from distill.teacher.piecemap import PieceVocab
 from timing import write_results
 
 from distill.artifacts import read_config
+from distill.data import load_dataset
 from distill.environment import describe_environment
+from distill.teacher.model import read_vocab
+from distill.teacher.piecemap import PieceVocab
 
 
 def count(teacher: Path) -> list[dict]:

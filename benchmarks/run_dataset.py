@@ -480,10 +480,9 @@ def trained_teacher_summary(dataset: str, teacher: Path, timings: dict) -> dict:
 def ensemble_summary(dataset: str, teacher: Path, data: Path, timing: dict) -> dict:
     """teacher.json for an ensemble teacher: dev and test scored here (float32), and each member's
     scores as its training recorded them."""
-    from distill.data import load_dataset
-
     from distill.api import load_model
     from distill.artifacts import member_dirs, read_config
+    from distill.data import load_dataset
 
     splits = load_dataset(str(data))
     model = load_model(teacher)

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from distill.data import allowed_transitions, label_scheme
 from torch import nn
 
 from distill.artifacts import load_module_weights, module_weights, read_model_dir, write_model_dir
 from distill.crf import CRF
+from distill.data import allowed_transitions, label_scheme
 from distill.errors import DistillError
 
 from .features import Featurizer

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from distill.data import allowed_transitions
 
 from distill.artifacts import WEIGHTS, read_config, sha256_file
+from distill.data import allowed_transitions
 from distill.errors import DistillError
 from distill.viterbi import Viterbi, transition_penalties
 

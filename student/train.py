@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from distill.data import bucket_batches, convert_tags, label_set, load_dataset, tags_to_spans
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from distill.artifacts import member_dirs, read_config, read_model_dir
+from distill.artifacts import read_model_dir
 from distill.cache import CachedCorpus, load_cache, read_index
 from distill.checkpoint import Checkpointer, Progress, start_run
+from distill.data import bucket_batches, convert_tags, label_set, load_dataset, tags_to_spans
 from distill.errors import DistillError
 from distill.evaluation import evaluate
 from distill.training import JsonlLog, RunSettings, optimizer_step, resolve_device, seed_everything
@@ -28,6 +28,7 @@ from distill.training import JsonlLog, RunSettings, optimizer_step, resolve_devi
 from .features import Featurizer
 from .losses import emission_kd, hard_nll, marginal_kd, mixed_loss
 from .model import Architecture, BiLstmCrf, Student
+from .vectors import VectorSource, bigram_source, char_source, initial_table, read_word2vec
 
 
 @dataclass
@@ -49,7 +50,10 @@ class StudentTrainConfig(RunSettings):
     min_bigram_count: int = 2
     jieba: bool = False
     word_dim: int = 16
-    teacher_init: bool = False
+    char_vectors: str = "none"
+    """Where character embeddings start: ``none`` (random), ``lac``, ``teacher`` or a word2vec file."""
+    bigram_vectors: Path | None = None
+    """A word2vec file of bigram vectors; without one, bigrams start from their characters' vectors."""
     epochs: int = 30
     lr: float = 2e-3
     lr_decay: str = "none"
@@ -80,38 +84,43 @@ def _cache_examples(corpus: CachedCorpus) -> tuple[list[_Example], list[_Example
     return labeled, unlabeled
 
 
-def _teacher_embeddings(
-    teacher_dir: Path, featurizer: Featurizer, dim: int, rng: np.random.Generator
-) -> tuple[np.ndarray, int]:
-    """Character embeddings from the teacher's input embeddings, projected to ``dim`` by PCA.
+def _start_embeddings(
+    net: BiLstmCrf,
+    featurizer: Featurizer,
+    chars_from: VectorSource | None,
+    bigram_vectors: Path | None,
+    rng: np.random.Generator,
+) -> dict:
+    """Copy pretrained vectors into the character and bigram embeddings; returns what the
+    student's config records of their sources and coverage."""
+    note = {}
+    if bigram_vectors is not None and featurizer.bigram_pairs is None:
+        raise DistillError("--bigram-vectors needs --bigrams")
+    if featurizer.bigram_pairs is None or (chars_from is None and bigram_vectors is None):
+        bigrams_from = None
+    else:
+        pairs = featurizer.bigram_pairs
+        wanted = {pairs[i : i + 2] for i in range(0, len(pairs), 2)}
+        bigrams_from = (
+            read_word2vec(bigram_vectors, keep=wanted.__contains__) if bigram_vectors else bigram_source(chars_from)
+        )
+    for kind, source, embedding, entries in (
+        ("char", chars_from, net.chars, featurizer.chars),
+        ("bigram", bigrams_from, net.bigrams, _bigram_entries(featurizer)),
+    ):
+        if source is None:
+            continue
+        table = initial_table(entries, source, embedding.embedding_dim, rng)
+        with torch.no_grad():
+            embedding.weight.copy_(torch.from_numpy(table.weights))
+        note[f"{kind}_vectors"] = table.coverage(source)
+        tqdm.write(f"{kind} embeddings: {table.found} of {len(entries)} start from {source.name}'s vectors")
+    return note
 
-    Returns the [num_chars, dim] matrix (unit standard deviation, like a fresh nn.Embedding) and
-    how many characters it found in the teacher's vocabulary; the others keep a random start. An
-    ensemble lends its first member's.
-    """
-    members = member_dirs(teacher_dir, read_config(teacher_dir))
-    if members:
-        teacher_dir = members[0]
-    config, weights = read_model_dir(teacher_dir)
-    # Teachers record where their character embeddings are; older ones used the BERT name.
-    name = config.get("input_embedding") or next((k for k in weights if k.endswith("word_embeddings.weight")), None)
-    if name not in weights:
-        raise DistillError(f"{teacher_dir} names no character embedding table among its weights: not a teacher?")
-    table = weights[name]  # [V_teacher, H]
-    char_to_id = config["char_vocab"]["char_to_id"]
-    rows = [(featurizer.char_index[c], char_to_id[c]) for c in featurizer.chars if c in char_to_id]
-    if len(rows) < 2:
-        raise DistillError(f"the teacher in {teacher_dir} knows almost none of the student's characters")
-    known = table[[t for _, t in rows]].astype(np.float64)
-    centered = known - known.mean(0)
-    _, _, components = np.linalg.svd(centered, full_matrices=False)
-    dim_used = min(dim, components.shape[0])
-    projected = centered @ components[:dim_used].T
-    projected /= projected.std() + 1e-8
-    out = rng.standard_normal((featurizer.num_chars, dim)).astype(np.float32)
-    out[[s for s, _ in rows], :dim_used] = projected
-    out[0] = 0.0
-    return out, len(rows)
+
+def _bigram_entries(featurizer: Featurizer) -> list[str]:
+    pairs = featurizer.bigram_pairs or ""
+    return [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
 
 
 def _pad(rows: list[np.ndarray], width: int, value: float = 0, dtype=np.int64) -> np.ndarray:
@@ -181,22 +190,14 @@ def train_student(cfg: StudentTrainConfig) -> dict:
     dev = [type(s)(s.text, convert_tags(s.tags, scheme), s.source, s.line) for s in dev]
 
     featurizer = Featurizer.build([e.text for e in labeled + unlabeled], cfg.bigrams, cfg.jieba, cfg.min_bigram_count)
-    teacher_dir = Path(index["teacher"]["path"]) if cfg.teacher_init and index else None
-    if cfg.teacher_init:
-        if teacher_dir is None:
-            raise DistillError("--teacher-init needs a cache (it names the teacher whose embeddings to use)")
-        teacher_chars = read_model_dir(teacher_dir, verify=False)[0]["char_vocab"]["char_to_id"]
-        every_char = "".join(sorted(set(featurizer.chars) | set(teacher_chars)))
+    teacher_dir = Path(index["teacher"]["path"]) if index else None
+    chars_from = char_source(cfg.char_vectors, teacher_dir)
+    if chars_from is not None:  # every character the source knows gets a row, seen in training or not
+        every_char = "".join(sorted(set(featurizer.chars) | set(chars_from.chars)))
         featurizer = Featurizer(every_char, featurizer.bigram_pairs, cfg.jieba)
     arch = Architecture(cfg.embedding_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.bigram_dim, cfg.word_dim)
     net = BiLstmCrf(arch, featurizer.num_chars, featurizer.num_bigrams, cfg.jieba, labels)
-    init_note = {}
-    if teacher_dir is not None:
-        table, found = _teacher_embeddings(teacher_dir, featurizer, cfg.embedding_dim, rng)
-        with torch.no_grad():
-            net.chars.weight.copy_(torch.from_numpy(table))
-        init_note = {"teacher_init_chars": found}
-        tqdm.write(f"character embeddings of {found} of {featurizer.num_chars - 2} characters start from the teacher's")
+    init_note = _start_embeddings(net, featurizer, chars_from, cfg.bigram_vectors, rng)
     net.to(device)
     average = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
     # What dev F1 measures and what is saved: the averaged weights when there are any.
@@ -212,7 +213,6 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         "unlabeled_hard": cfg.unlabeled_hard,
         "unlabeled_ratio": cfg.unlabeled_ratio if unlabeled else 0.0,
         "unlabeled_pool": len(unlabeled),
-        "teacher_init": cfg.teacher_init,
         "teacher": index.get("teacher", {}).get("fingerprint"),
         "cache": str(cfg.cache) if cfg.cache else None,
     }

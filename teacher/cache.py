@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from distill.data import Sentence, convert_tags, load_dataset, read_file
 from tqdm import tqdm
 
 from distill.artifacts import fingerprint, sha256_file
 from distill.cache import INDEX, check_compatible, check_shard, read_index, shard_name, write_index, write_shard
+from distill.data import Sentence, convert_tags, load_dataset, read_file
 from distill.errors import DistillError
 from distill.training import Processes
 

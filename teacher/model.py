@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from distill.data import allowed_transitions, label_scheme
 from torch import nn
 
 from distill.artifacts import (
@@ -26,6 +25,7 @@ from distill.artifacts import (
     write_model_dir,
 )
 from distill.crf import CRF
+from distill.data import allowed_transitions, label_scheme
 from distill.errors import DistillError
 
 from .charmap import CharVocab

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from distill.data import bucket_batches, load_dataset, read_file
 from torch import nn
 from tqdm import tqdm
 
 from distill.artifacts import sha256_file
 from distill.checkpoint import Checkpointer, Progress, start_run
+from distill.data import bucket_batches, load_dataset, read_file
 from distill.errors import DistillError
 from distill.training import JsonlLog, Processes, RunSettings, optimizer_step, resolve_device, seed_everything
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from distill.data import bucket_batches, convert_tags, default_unlabeled_path, label_set, load_dataset, read_file
-from distill.data.schemes import tags_to_spans
 from tqdm import tqdm
 
 from distill.artifacts import fingerprint, read_config
 from distill.checkpoint import RUN_STARTS, Checkpointer, Progress, start_run
+from distill.data import bucket_batches, convert_tags, default_unlabeled_path, label_set, load_dataset, read_file
+from distill.data.schemes import tags_to_spans
 from distill.errors import DistillError
 from distill.evaluation import evaluate
 from distill.training import (

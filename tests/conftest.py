@@ -72,9 +72,9 @@ def write(tmp_path: Path):
 def tiny_teacher(tmp_path_factory) -> dict[str, Path]:
     """A tiny BERT-CRF teacher trained on a tiny corpus, with a cache over it and some raw text."""
     import torch
+
     from distill.teacher.cache import CacheConfig, build_cache
     from distill.teacher.train import TeacherTrainConfig, train_teacher
-
     from tests.tiny import tiny_backbone, tiny_corpus
 
     root = tmp_path_factory.mktemp("tiny")

@@ -140,7 +140,6 @@ def test_truncated_safetensors(models, tmp_path):
 def test_cache_shard_from_another_teacher(tiny_teacher, tmp_path):
     from distill.teacher.cache import CacheConfig, build_cache
     from distill.teacher.train import TeacherTrainConfig, train_teacher
-
     from tests.conftest import PRECISION, TINY_TRAINING
 
     other_teacher = tmp_path / "other-teacher"

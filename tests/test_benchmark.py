@@ -9,14 +9,14 @@ import sys
 
 import pytest
 import torch
-from distill.student.export import export_onnx
-from distill.student.train import StudentTrainConfig, train_student
 
 from distill.api import load_model
 from distill.benchmark import harness
 from distill.benchmark.harness import SCHEMA_VERSION, BenchmarkConfig, combine_rounds, run_benchmark
 from distill.benchmark.report import recommend, recommendation_line, render
 from distill.environment import machine_line
+from distill.student.export import export_onnx
+from distill.student.train import StudentTrainConfig, train_student
 
 RUN_FIELDS = {
     "model",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from distill.data import DataError, ReadReport, Sentence, read_column, write_column
 
 

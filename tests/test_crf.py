@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 import torchcrf
-from distill.data import allowed_transitions, label_set
 
 from distill.crf import CRF, viterbi_paths
+from distill.data import allowed_transitions, label_set
 from distill.viterbi import Viterbi
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

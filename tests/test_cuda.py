@@ -9,12 +9,12 @@ import socket
 
 import pytest
 import torch
+
 from distill.student.model import Student
 from distill.student.train import StudentTrainConfig, train_student
 from distill.teacher.cache import CacheConfig, build_cache
 from distill.teacher.model import Teacher
 from distill.teacher.train import TeacherTrainConfig, train_teacher
-
 from distill.training import Processes
 from tests.conftest import TINY_TRAINING
 from tests.tiny import tiny_backbone, tiny_corpus

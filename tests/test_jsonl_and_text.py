@@ -4,11 +4,12 @@ import itertools
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from distill.data import DataError, ReadReport, Sentence, read_jsonl, read_text, split_sentences, write_jsonl
 from distill.data.jsonl import resolve_overlaps
 from distill.data.schemes import Span
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def jl(*records) -> str:

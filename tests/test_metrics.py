@@ -35,7 +35,11 @@ TAG = st.sampled_from(["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC"
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.lists(TAG, min_size=1, max_size=8), st.lists(TAG, min_size=8, max_size=8)), min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.tuples(st.lists(TAG, min_size=1, max_size=8), st.lists(TAG, min_size=8, max_size=8)), min_size=1, max_size=5
+    )
+)
 def test_scores_equal_seqeval_on_any_sequences(pairs):
     import warnings
 

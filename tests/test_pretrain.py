@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from distill.data import load_dataset
-from distill.teacher.pretrain import IGNORED, RECORD, Masker, PretrainConfig, corpus_texts, pretrain, split_held_out
-from distill.teacher.train import TeacherTrainConfig, train_teacher
 
 from distill.artifacts import load_tensors
+from distill.data import load_dataset
 from distill.errors import DistillError
+from distill.teacher.pretrain import IGNORED, RECORD, Masker, PretrainConfig, corpus_texts, pretrain, split_held_out
+from distill.teacher.train import TeacherTrainConfig, train_teacher
 from tests.conftest import PRECISION, TINY_TRAINING
 from tests.tiny import tiny_backbone, tiny_corpus
 

@@ -4,6 +4,10 @@ import itertools
 import unittest.mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from seqeval.metrics.sequence_labeling import get_entities
+
 from distill.data.schemes import (
     Span,
     SpanReader,
@@ -16,9 +20,6 @@ from distill.data.schemes import (
     split_tag,
     tags_to_spans,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from seqeval.metrics.sequence_labeling import get_entities
 
 RAW_TAGS = ["O", "B-PER", "I-PER", "M-PER", "E-PER", "S-PER", "B_LOC", "I_LOC", "E-LOC", "S-LOC"]
 

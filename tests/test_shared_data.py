@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from distill.data import dataset_file_stats, load_dataset
-from distill.data.column import read_column
 from seqeval.metrics.sequence_labeling import get_entities
 
+from distill.data import dataset_file_stats, load_dataset
+from distill.data.column import read_column
 from tests.conftest import needs_shared_data
 
 

@@ -11,15 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+
+from distill.cli import cli
+from distill.crf import CRF
+from distill.errors import DistillError
 from distill.student.features import Featurizer, bigrams, word_positions
 from distill.student.losses import emission_kd, hard_nll, marginal_kd, mixed_loss
 from distill.student.lstm_pair import reverse_index
 from distill.student.model import Architecture, BiLstmCrf, Student
 from distill.student.train import StudentTrainConfig, train_student
-
-from distill.cli import cli
-from distill.crf import CRF
-from distill.errors import DistillError
 from tests.conftest import predicted_lines
 
 TINY = {"epochs": 4, "hidden": 16, "embedding_dim": 16, "batch_size": 8, "patience": 4}
@@ -126,6 +126,7 @@ def test_padding_never_changes_a_sentences_emissions():
 
 def test_onnx_export_makes_each_layer_two_lstm_nodes_reading_within_lengths(tmp_path):
     import onnx
+
     from distill.student.export import export_onnx
     from distill.student.onnx_runtime import OnnxStudent
 
@@ -210,7 +211,7 @@ def test_distilled_student_trains_saves_and_records_how(distilled, tiny_teacher)
     [
         {"alpha": 1.0},
         {"alpha": 0.5, "kd": "marginal", "unlabeled_hard": "none"},
-        {"alpha": 0.0, "bigrams": True, "jieba": True, "teacher_init": True, "min_bigram_count": 1},
+        {"alpha": 0.0, "bigrams": True, "jieba": True, "char_vectors": "teacher", "min_bigram_count": 1},
     ],
 )
 def test_variants_train(tiny_teacher, tmp_path, options):
@@ -221,20 +222,23 @@ def test_variants_train(tiny_teacher, tmp_path, options):
     assert metrics["epoch"] >= 1 and config["distillation"]["alpha"] == options["alpha"]
     if options["alpha"] == 1.0:
         assert config["distillation"]["kd"] is None and config["distillation"]["unlabeled_ratio"] == 0.0
-    if options.get("teacher_init"):
-        assert config["teacher_init_chars"] > 20 and config["features"]["jieba"]
+    if options.get("char_vectors"):
+        assert config["char_vectors"]["found"] > 20 and config["features"]["jieba"]
+        assert config["bigram_vectors"]["source"] == "teacher (characters averaged)"
 
 
-def test_teacher_init_copies_the_teachers_geometry(tiny_teacher, tmp_path):
-    from distill.student.train import _teacher_embeddings
+def test_teacher_vectors_copy_the_teachers_geometry(tiny_teacher, tmp_path):
+    from distill.student.vectors import initial_table, teacher_source
     from distill.teacher.ensemble import build_ensemble
 
     featurizer = Featurizer.build(["张三李四北京上海"])
-    table, found = _teacher_embeddings(tiny_teacher["teacher"], featurizer, 4, np.random.default_rng(0))
-    assert found == 8 and table.shape == (featurizer.num_chars, 4) and np.allclose(table[0], 0)
+    source = teacher_source(tiny_teacher["teacher"])
+    table = initial_table(featurizer.chars, source, 4, np.random.default_rng(0))
+    assert table.found == 8 and table.weights.shape == (featurizer.num_chars, 4) and np.allclose(table.weights[0], 0)
     ensemble = build_ensemble([tiny_teacher["teacher"], tiny_teacher["teacher"]], tmp_path / "ensemble")
-    from_ensemble, _ = _teacher_embeddings(tmp_path / "ensemble", featurizer, 4, np.random.default_rng(0))
-    assert ensemble["ensemble"]["members"][0]["dir"] == "member-0" and np.array_equal(from_ensemble, table)
+    from_ensemble = initial_table(featurizer.chars, teacher_source(tmp_path / "ensemble"), 4, np.random.default_rng(0))
+    assert ensemble["ensemble"]["members"][0]["dir"] == "member-0"
+    assert np.array_equal(from_ensemble.weights, table.weights)
 
 
 def test_hard_label_student_needs_no_cache(tiny_teacher, tmp_path):

@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+
+from distill.artifacts import fingerprint
+from distill.cache import load_cache, read_index
+from distill.cli import cli
 from distill.data import load_dataset
+from distill.errors import DistillError
 from distill.teacher import model as teacher_model
 from distill.teacher.cache import CacheConfig, build_cache
 from distill.teacher.model import Teacher, bf16_faster, native_bf16, use_bf16
 from distill.teacher.train import TeacherTrainConfig, param_groups, train_teacher
 from distill.teacher.windows import plan_windows
-
-from distill.artifacts import fingerprint
-from distill.cache import load_cache, read_index
-from distill.cli import cli
-from distill.errors import DistillError
 from tests.conftest import PRECISION, cli_options, predicted_lines
 from tests.conftest import TINY_TRAINING as FAST
 
@@ -267,10 +267,10 @@ def test_evaluate_and_predict_commands(workspace):
 
 
 def test_a_teacher_can_read_the_tokenizers_pieces_and_still_tag_each_character(tmp_path):
-    from distill.teacher.piecemap import build_piece_vocab
     from transformers import AutoTokenizer
 
     from distill.api import load_model
+    from distill.teacher.piecemap import build_piece_vocab
     from tests.tiny import tiny_backbone, tiny_corpus
 
     # "三在" straddles the end of a name, as real pieces straddle entity edges.
@@ -307,10 +307,9 @@ def test_a_teacher_can_read_the_tokenizers_pieces_and_still_tag_each_character(t
 
 
 def test_ensemble_averages_its_members_and_serves_wherever_a_teacher_does(workspace, tmp_path):
-    from distill.teacher.ensemble import TeacherEnsemble, build_ensemble, load_teacher
-
     from distill.api import load_model
     from distill.artifacts import weight_files
+    from distill.teacher.ensemble import TeacherEnsemble, build_ensemble, load_teacher
 
     other = tmp_path / "other"
     torch.manual_seed(1)

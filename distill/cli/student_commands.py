@@ -67,10 +67,20 @@ from .options import run_state_options
     "--jieba/--no-jieba", default=False, show_default=True, help="Add jieba word-position (B/M/E/S) embeddings."
 )
 @click.option(
-    "--teacher-init/--no-teacher-init",
-    default=False,
+    "--char-vectors",
+    default="none",
     show_default=True,
-    help="Start character embeddings from the teacher's input embeddings (PCA to --embedding-dim).",
+    metavar="lac|teacher|none|PATH",
+    help="Where character embeddings start: lac (Baidu LAC's 128-d character vectors, shipped inside jieba), "
+    "teacher (the cache's teacher's input embeddings), none (random), or a word2vec file (text or binary). "
+    "Wider vectors are projected onto their principal components, narrower ones fill the first columns; "
+    "every character the source knows joins the vocabulary.",
+)
+@click.option(
+    "--bigram-vectors",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A word2vec file of bigram vectors (with --bigrams). Without it, bigrams start from the mean of "
+    "their two characters' --char-vectors.",
 )
 @click.option("--epochs", default=30, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
