@@ -9,38 +9,21 @@ import json
 import os
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 
-@dataclass
-class RunSettings:
-    """Settings every trainer has; each trainer's config extends it (and may change defaults)."""
-
-    out: Path
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
-    max_grad_norm: float = 1.0
-    patience: int = 3
-    seed: int = 13
-    device: str = "auto"
-    eval_batch_size: int = 64
-    checkpoint_every: int = 200
-    """Also checkpoint every N batches within an epoch (0: at epoch ends only)."""
-    resume: bool = False
-    overwrite: bool = False
-
-    def as_record(self) -> dict:
-        """JSON-able settings, for the model's config.json."""
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def use_threads(threads: int) -> None:
+    """Let torch use ``threads`` CPU threads (0: leave its default, one per core)."""
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def check_finite(loss: torch.Tensor, epoch: int, out: Path) -> None:

@@ -23,49 +23,13 @@ from distill.checkpoint import Checkpointer, Progress, start_run
 from distill.data import bucket_batches, convert_tags, label_set, load_dataset, tags_to_spans
 from distill.errors import DistillError
 from distill.evaluation import evaluate
-from distill.training import JsonlLog, RunSettings, optimizer_step, resolve_device, seed_everything
+from distill.training import JsonlLog, optimizer_step, resolve_device, seed_everything, use_threads
 
+from .config import StudentTrainConfig
 from .features import Featurizer
 from .losses import emission_kd, hard_nll, marginal_kd, mixed_loss
 from .model import Architecture, BiLstmCrf, Student
 from .vectors import VectorSource, bigram_source, char_source, initial_table, read_word2vec
-
-
-@dataclass
-class StudentTrainConfig(RunSettings):
-    cache: Path | None = None
-    data: str | None = None
-    """Dataset for dev/test (and for training without a cache). [default: the cache's]"""
-    alpha: float = 0.5
-    temperature: float = 4.0
-    kd: str = "emission"
-    unlabeled_hard: str = "viterbi"
-    unlabeled_ratio: float = 1.0
-    embedding_dim: int = 128
-    hidden: int = 256
-    layers: int = 1
-    dropout: float = 0.3
-    bigrams: bool = False
-    bigram_dim: int = 64
-    min_bigram_count: int = 2
-    jieba: bool = False
-    word_dim: int = 16
-    char_vectors: str = "none"
-    """Where character embeddings start: ``none`` (random), ``lac``, ``teacher`` or a word2vec file."""
-    bigram_vectors: Path | None = None
-    """A word2vec file of bigram vectors; without one, bigrams start from their characters' vectors."""
-    epochs: int = 30
-    lr: float = 2e-3
-    lr_decay: str = "none"
-    """none: ``lr`` throughout; linear: ``lr * (epochs - epoch + 1) / epochs`` in each epoch."""
-    weight_decay: float = 0.0
-    ema: float = 0.0
-    """Decay of an exponential moving average of the weights, updated every step; dev F1 and the
-    saved model use the average (0: off, the weights as trained)."""
-    max_grad_norm: float = 5.0
-    patience: int = 6
-    eval_batch_size: int = 256
-    checkpoint_every: int = 500
 
 
 @dataclass
@@ -139,17 +103,8 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         tqdm.write(f"{cfg.out} holds a finished student: nothing to resume")
         return read_model_dir(cfg.out, verify=False)[0]["metrics"]
     seed_everything(cfg.seed)
+    use_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    if cfg.kd not in ("emission", "marginal") or cfg.unlabeled_hard not in ("viterbi", "none"):
-        raise DistillError(
-            f"--kd must be emission or marginal, --unlabeled-hard viterbi or none; got {cfg.kd}, {cfg.unlabeled_hard}"
-        )
-    if cfg.lr_decay not in ("none", "linear"):
-        raise DistillError(f"--lr-decay must be none or linear, got {cfg.lr_decay}")
-    if not 0 <= cfg.ema < 1:
-        raise DistillError(f"--ema must lie in [0, 1), got {cfg.ema}")
-    if not 0 <= cfg.alpha <= 1 or cfg.temperature <= 0:
-        raise DistillError(f"--alpha must lie in [0, 1] and --T be positive, got {cfg.alpha}, {cfg.temperature}")
 
     corpus, index = None, {}
     if cfg.cache is not None:

@@ -11,7 +11,6 @@ import itertools
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -21,42 +20,26 @@ from tqdm import tqdm
 
 from distill.artifacts import fingerprint, sha256_file
 from distill.cache import INDEX, check_compatible, check_shard, read_index, shard_name, write_index, write_shard
-from distill.data import Sentence, convert_tags, load_dataset, read_file
+from distill.data import Sentence, convert_tags, default_unlabeled_path, load_dataset, read_file
 from distill.errors import DistillError
-from distill.training import Processes
+from distill.training import Processes, use_threads
 
+from .config import CacheConfig
 from .ensemble import TeacherEnsemble, load_teacher
 from .model import Teacher, use_bf16
 
 
-@dataclass
-class CacheConfig:
-    teacher: Path
-    out: Path
-    data: str | None = None
-    splits: list[str] = field(default_factory=lambda: ["train"])
-    unlabeled: list[str] = field(default_factory=list)
-    max_labeled: int = 0
-    """Cache at most the first N sentences of each labeled split (0 = all)."""
-    max_unlabeled: int = 0
-    """Cache at most this many unlabeled sentences (0 = all)."""
-    max_len: int = 256
-    """Unlabeled text is split into sentences of at most this many characters."""
-    shard_size: int = 2000
-    batch_size: int = 64
-    device: str = "auto"
-    precision: str = "auto"
-    """The teacher's encoder arithmetic (``distill.teacher.model.PRECISIONS``); part of what the cache records."""
-    resume: bool = False
-    overwrite: bool = False
-
-
 def _plan_sources(cfg: CacheConfig) -> tuple[list[dict], list]:
-    """(source records for the index, a function per source that streams its sentences)."""
+    """(source records for the index, a function per source that streams its sentences).
+
+    Without ``unlabeled`` files, the default data brings its default text (People's Daily 1998-01).
+    """
     records, streams = [], []
-    if cfg.splits:
+    splits = [] if cfg.no_labeled else cfg.splits
+    unlabeled = cfg.unlabeled or ([str(default_unlabeled_path())] if cfg.data is None else [])
+    if splits:
         dataset = load_dataset(cfg.data)
-        for split in cfg.splits:
+        for split in splits:
             source = dataset.source(split)
             records.append(
                 {
@@ -69,7 +52,7 @@ def _plan_sources(cfg: CacheConfig) -> tuple[list[dict], list]:
                 }
             )
             streams.append(partial(_first, dataset.sentences, split, limit=cfg.max_labeled))
-    for path in cfg.unlabeled:
+    for path in unlabeled:
         records.append(
             {
                 "kind": "unlabeled",
@@ -150,6 +133,7 @@ def build_cache(cfg: CacheConfig) -> dict:
     """Build (or resume) the cache in ``cfg.out``; returns its index."""
     procs = Processes.from_env()
     device = procs.start(cfg.device)
+    use_threads(cfg.threads)
     out = Path(cfg.out)
     precision = cfg.precision
     if precision == "auto" and cfg.resume and not cfg.overwrite and (out / INDEX).exists():

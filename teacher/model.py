@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from distill.data import allowed_transitions, label_scheme
 from distill.errors import DistillError
 
 from .charmap import CharVocab
+from .config import Precision
 from .piecemap import SEGMENTS, PieceVocab
 from .windows import EncodedSentence, WindowBatch, encode_sentence, make_window_batch, stitch
 
@@ -188,9 +190,7 @@ def read_vocab(directory: Path, config: dict) -> CharVocab:
     return PieceVocab.from_config(config["char_vocab"], AutoTokenizer.from_pretrained(str(directory)))
 
 
-PRECISIONS = ("auto", "bf16", "fp32")
-"""How the encoder computes: bf16 autocast (weights stay float32), float32, or ``auto``: bf16 where
-it is faster on the device at hand (see :func:`bf16_faster`)."""
+PRECISIONS = typing.get_args(Precision)
 
 
 def native_bf16(device: torch.device) -> bool:

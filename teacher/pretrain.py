@@ -19,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,10 +30,11 @@ from distill.artifacts import sha256_file
 from distill.checkpoint import Checkpointer, Progress, start_run
 from distill.data import bucket_batches, load_dataset, read_file
 from distill.errors import DistillError
-from distill.training import JsonlLog, Processes, RunSettings, optimizer_step, resolve_device, seed_everything
+from distill.training import JsonlLog, Processes, optimizer_step, resolve_device, seed_everything, use_threads
 
-from .backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
+from .backbone import load_backbone, resolve_backbone
 from .charmap import CharVocab, build_char_vocab, expand_input_embeddings, prune_input_embeddings
+from .config import PretrainConfig
 from .model import autocast, use_bf16
 from .train import param_groups
 from .windows import encode_sentence, make_window_batch
@@ -42,30 +43,6 @@ RECORD = "pretraining.json"
 """What a finished run writes beside the backbone: settings, corpora, held-out scores."""
 IGNORED = -100
 """Target of a position that is not predicted."""
-
-
-@dataclass
-class PretrainConfig(RunSettings):
-    unlabeled: list[str] = field(default_factory=list)
-    """Raw text files to pretrain on."""
-    data: str | None = None
-    """A dataset whose training split's text (without its tags) is pretrained on too."""
-    model: str = DEFAULT_BACKBONE
-    epochs: int = 1
-    batch_size: int = 32
-    max_tokens: int = 8192
-    lr: float = 1e-4
-    head_lr: float = 1e-3
-    warmup: float = 0.06
-    weight_decay: float = 0.01
-    mask_rate: float = 0.15
-    max_len: int = 128
-    """Text is split into sentences of at most this many characters."""
-    max_sentences: int = 0
-    """Pretrain on the first N sentences only (0: all)."""
-    held_out: int = 500
-    """Sentences (every n-th of the corpus) kept out of training to score the masked-character task."""
-    precision: str = "auto"
 
 
 class MaskedCharModel(nn.Module):
@@ -180,6 +157,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
         tqdm.write(f"{cfg.out} holds a finished pretraining run: nothing to resume")
         return json.loads((cfg.out / RECORD).read_text(encoding="utf-8"))
     seed_everything(cfg.seed)
+    use_threads(cfg.threads)
     texts = corpus_texts(cfg)
     train_texts, held_texts = split_held_out(texts, cfg.held_out)
 

@@ -13,8 +13,6 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -28,58 +26,17 @@ from distill.evaluation import evaluate
 from distill.training import (
     JsonlLog,
     Processes,
-    RunSettings,
     optimizer_step,
     seed_everything,
+    use_threads,
 )
 
 from .backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
 from .charmap import CharVocab, build_char_vocab, prune_input_embeddings
+from .config import TeacherTrainConfig
 from .model import BertCrf, Teacher, autocast, use_bf16
 from .piecemap import PieceVocab, build_piece_vocab
 from .windows import encode_sentence, make_window_batch
-
-
-@dataclass
-class TeacherTrainConfig(RunSettings):
-    data: str | None = None
-    model: str = DEFAULT_BACKBONE
-    unlabeled: list[str] = field(default_factory=list)
-    """Raw text the teacher will cache later: its characters keep their embedding rows."""
-    batch_size: int = 16
-    patience: int = 0
-    """Epochs without dev improvement before stopping; 0: never. The learning rate decays to zero
-    over ``epochs`` and late epochs were best: Resume dev F1 94.36 when patience 5 stopped it at
-    epoch 10, 95.65 at epoch 15 of the same run (``benchmarks/results/teacher-sweep.md``)."""
-    max_tokens: int = 4096
-    lr: float = 1e-4
-    """Measured better than 5e-5 at batch 32 for the default backbone: Resume test F1 95.12 against
-    94.90, best dev F1 95.65 against 94.41 (``benchmarks/results/teacher-sweep.md``)."""
-    head_lr: float = 1e-3
-    layer_lr_decay: float = 1.0
-    """Layer-wise learning-rate decay: each encoder layer learns at this factor of the rate of the
-    layer above it (1.0: one rate for the whole encoder)."""
-    warmup: float = 0.1
-    weight_decay: float = 0.01
-    dropout: float = 0.1
-    scheme: str = "bioes"
-    window: int = 0
-    """Characters per encoder window; 0 = the encoder's position limit minus CLS and SEP."""
-    overlap: int = 64
-    max_train: int = 0
-    """Train on the first N training sentences only (0 = all)."""
-    precision: str = "auto"
-    """Encoder arithmetic: auto (bf16 where native), bf16 or fp32 (see ``distill.teacher.model.PRECISIONS``)."""
-    init_from: Path | None = None
-    """A teacher directory to train further instead of a new network on ``model``."""
-    encoder_from: Path | None = None
-    """A teacher directory (trained on other data, perhaps other labels) whose encoder starts this
-    teacher's, on that teacher's backbone; the linear layer and the CRF start afresh."""
-    input: str | None = None
-    """How the encoder reads text: ``chars`` (one position per character, ``distill.teacher.charmap``) or
-    ``pieces`` (the tokenizer's pieces, ``distill.teacher.piecemap``); None: chars for a new teacher, and a
-    teacher's own with ``init_from``."""
-
 
 _LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
 """The index in a transformer layer's parameter name (``encoder.encoder.layer.3.attention...``)."""
@@ -229,6 +186,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
         procs.stop()
         return read_config(cfg.out)["metrics"]
     seed_everything(cfg.seed)
+    use_threads(cfg.threads)
     say = tqdm.write if procs.main else (lambda *_: None)
 
     dataset = load_dataset(cfg.data)

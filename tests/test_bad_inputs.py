@@ -84,7 +84,8 @@ def test_a_100000_character_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def models(tiny_teacher, tmp_path_factory):
-    from distill.student.train import StudentTrainConfig, train_student
+    from distill.student.config import StudentTrainConfig
+    from distill.student.train import train_student
 
     student = tmp_path_factory.mktemp("bad") / "student"
     train_student(StudentTrainConfig(out=student, cache=tiny_teacher["cache"], epochs=1, hidden=8, embedding_dim=8))

@@ -12,11 +12,13 @@ import torch
 
 from distill.api import load_model
 from distill.benchmark import harness
-from distill.benchmark.harness import SCHEMA_VERSION, BenchmarkConfig, combine_rounds, run_benchmark
+from distill.benchmark.config import BenchmarkConfig
+from distill.benchmark.harness import SCHEMA_VERSION, combine_rounds, run_benchmark
 from distill.benchmark.report import recommend, recommendation_line, render
 from distill.environment import machine_line
+from distill.student.config import StudentTrainConfig
 from distill.student.export import export_onnx
-from distill.student.train import StudentTrainConfig, train_student
+from distill.student.train import train_student
 
 RUN_FIELDS = {
     "model",

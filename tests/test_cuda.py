@@ -10,8 +10,9 @@ import socket
 import pytest
 import torch
 
+from distill.student.config import StudentTrainConfig
 from distill.student.model import Student
-from distill.student.train import StudentTrainConfig, train_student
+from distill.student.train import train_student
 from distill.teacher.cache import CacheConfig, build_cache
 from distill.teacher.model import Teacher
 from distill.teacher.train import TeacherTrainConfig, train_teacher

@@ -29,6 +29,7 @@ CORE = {
     "distill.errors",
     "distill.evaluation",
     "distill.metrics",
+    "distill.settings",
     "distill.tagging",
     "distill.training",
     "distill.viterbi",
@@ -168,8 +169,9 @@ sys.meta_path.insert(0, Blocked())
 
 
 def test_onnx_model_evaluates_with_torch_blocked(tiny_teacher, tmp_path):
+    from distill.student.config import StudentTrainConfig
     from distill.student.export import export_onnx
-    from distill.student.train import StudentTrainConfig, train_student
+    from distill.student.train import train_student
 
     student = tmp_path / "student"
     train_student(StudentTrainConfig(out=student, cache=tiny_teacher["cache"], epochs=1, hidden=8, embedding_dim=8))

@@ -15,11 +15,12 @@ from click.testing import CliRunner
 from distill.cli import cli
 from distill.crf import CRF
 from distill.errors import DistillError
+from distill.student.config import StudentTrainConfig
 from distill.student.features import Featurizer, bigrams, word_positions
 from distill.student.losses import emission_kd, hard_nll, marginal_kd, mixed_loss
 from distill.student.lstm_pair import reverse_index
 from distill.student.model import Architecture, BiLstmCrf, Student
-from distill.student.train import StudentTrainConfig, train_student
+from distill.student.train import train_student
 from tests.conftest import predicted_lines
 
 TINY = {"epochs": 4, "hidden": 16, "embedding_dim": 16, "batch_size": 8, "patience": 4}

