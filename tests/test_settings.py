@@ -130,6 +130,6 @@ def test_a_setting_without_help_is_refused():
     class Careless(RunSettings):
         shiny: int = 3
 
-    with pytest.raises(TypeError, match="Careless.shiny has no help text"):
+    with pytest.raises(TypeError, match=r"Careless\.shiny has no help text"):
         settings_fields(Careless)
     assert setting(1, help="x").metadata["help"] == "x"
