@@ -42,7 +42,7 @@ class StudentTrainConfig(RunSettings):
     jieba: bool = setting(False, help="Add jieba word-position (B/M/E/S) embeddings.")
     word_dim: int = setting(16, min=1, help="Width of the word-position embedding.")
     char_vectors: str = setting(
-        "none",
+        "lac",
         metavar="lac|teacher|none|PATH",
         help="Where character embeddings start: lac (Baidu LAC's 128-d character vectors, shipped inside jieba), "
         "teacher (the cache's teacher's input embeddings), none (random), or a word2vec file (text or binary). "

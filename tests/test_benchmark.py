@@ -41,7 +41,7 @@ RUN_FIELDS = {
 @pytest.fixture(scope="module")
 def student_dir(tiny_teacher, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "student"
-    train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], epochs=3, hidden=16, embedding_dim=16))
+    train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], epochs=6, hidden=16, embedding_dim=16))
     return out
 
 
