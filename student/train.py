@@ -8,8 +8,8 @@ against, with the same architecture and budget.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,20 @@ from tqdm import tqdm
 from distill.artifacts import read_model_dir
 from distill.cache import CachedCorpus, load_cache, read_index
 from distill.checkpoint import Checkpointer, Progress, start_run
-from distill.data import bucket_batches, convert_tags, label_set, load_dataset, tags_to_spans
+from distill.data import (
+    Dataset,
+    Sentence,
+    bucket_batches,
+    convert_tags,
+    label_scheme,
+    label_set,
+    load_dataset,
+    tags_to_spans,
+)
 from distill.errors import DistillError
 from distill.evaluation import evaluate
-from distill.training import JsonlLog, optimizer_step, resolve_device, seed_everything, use_threads
+from distill.loop import EpochResult, Loop, fit
+from distill.training import JsonlLog, resolve_device, seed_everything, use_threads
 
 from .config import StudentTrainConfig
 from .features import Featurizer
@@ -105,7 +115,61 @@ def train_student(cfg: StudentTrainConfig) -> dict:
     seed_everything(cfg.seed)
     use_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
+    data = _training_set(cfg)
+    net, featurizer, init_note = _network(cfg, data, rng)
+    net.to(device)
+    average = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    # What dev F1 measures and what is saved: the averaged weights when there are any.
+    student = Student(average.module if average else net, featurizer, data.labels, {})
+    record = {"training": cfg.as_record(), "distillation": _distillation_record(cfg, data), **init_note}
 
+    features = [featurizer.encode([e.text]) for e in data.examples]  # once, not every epoch
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    checkpoints = Checkpointer(cfg.out, net, optimizer, average=average)
+    progress = checkpoints.load() if how == "resume" else Progress()
+    if how == "resume":
+        tqdm.write(f"resuming from epoch {progress.epoch}, batch {progress.step}")
+    log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch)
+
+    def loss(batch: list[int], epoch: int, step: int) -> tuple[torch.Tensor, int]:
+        examples = [data.examples[i] for i in batch]
+        value = _batch_loss(net, cfg, examples, [features[i] for i in batch], data.corpus, device)
+        return value, sum(len(e.text) for e in examples)
+
+    loop = _loop(cfg, data, student, optimizer, checkpoints, log, record, rng, loss)
+    if average is not None:
+        loop.after_step = lambda: average.update_parameters(net)
+    best = fit(loop, progress).best
+    best_student = Student.load(cfg.out, device)
+    if data.dataset.has("test"):
+        test = _in_scheme(data.dataset.load("test")[0], data.labels)
+        scores, _ = evaluate(best_student.tag_ids, test, data.labels, cfg.eval_batch_size)
+        best["test"] = scores.as_dict()
+        tqdm.write(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
+    best_student.save(cfg.out, record | {"metrics": best, "training_complete": True})
+    checkpoints.clear()
+    return best
+
+
+@dataclass
+class _TrainingSet:
+    """What a student learns from (the cache's sentences, or gold alone) and is scored on."""
+
+    dataset: Dataset
+    labels: list[str]
+    labeled: list[_Example]
+    unlabeled: list[_Example]
+    dev: list[Sentence]
+    """In the labels' scheme."""
+    corpus: CachedCorpus | None = None
+    index: dict = field(default_factory=dict)
+
+    @property
+    def examples(self) -> list[_Example]:
+        return self.labeled + self.unlabeled
+
+
+def _training_set(cfg: StudentTrainConfig) -> _TrainingSet:
     corpus, index = None, {}
     if cfg.cache is not None:
         index = read_index(cfg.cache)
@@ -117,7 +181,6 @@ def train_student(cfg: StudentTrainConfig) -> dict:
     data = cfg.data if cfg.data is not None else index.get("data")
     dataset = load_dataset(data)
     dev, _ = dataset.load("dev")
-
     if corpus is not None:
         labels = corpus.labels
         labeled, unlabeled = _cache_examples(corpus)
@@ -129,12 +192,10 @@ def train_student(cfg: StudentTrainConfig) -> dict:
             )
     else:
         train, _ = dataset.load("train")
-        types = sorted({span.type for s in train for span in tags_to_spans(s.tags)})
-        labels = label_set(types, "bioes")
+        labels = label_set(sorted({span.type for s in train for span in tags_to_spans(s.tags)}), "bioes")
         index_of = {label: i for i, label in enumerate(labels)}
         labeled = [_Example(s.text, np.array([index_of[t] for t in s.tags]), None) for s in train if len(s) > 0]
         unlabeled = []
-    scheme = "bioes" if any(label.startswith("E-") for label in labels) else "bio"
     dev_types = {span.type for s in dev for span in tags_to_spans(s.tags)}
     label_types = {label[2:] for label in labels if label != "O"}
     if not dev_types <= label_types:
@@ -142,103 +203,103 @@ def train_student(cfg: StudentTrainConfig) -> dict:
             f"the label set of {data or 'the default data'} ({', '.join(sorted(dev_types))}) does not match the "
             f"cache's ({', '.join(sorted(label_types))}): the cache was made for another dataset"
         )
-    dev = [type(s)(s.text, convert_tags(s.tags, scheme), s.source, s.line) for s in dev]
+    return _TrainingSet(dataset, labels, labeled, unlabeled, _in_scheme(dev, labels), corpus, index)
 
-    featurizer = Featurizer.build([e.text for e in labeled + unlabeled], cfg.bigrams, cfg.jieba, cfg.min_bigram_count)
-    teacher_dir = Path(index["teacher"]["path"]) if index else None
+
+def _in_scheme(sentences: list[Sentence], labels: list[str]) -> list[Sentence]:
+    scheme = label_scheme(labels)
+    return [type(s)(s.text, convert_tags(s.tags, scheme), s.source, s.line) for s in sentences]
+
+
+def _network(
+    cfg: StudentTrainConfig, data: _TrainingSet, rng: np.random.Generator
+) -> tuple[BiLstmCrf, Featurizer, dict]:
+    """The network, its featurizer, and what config.json records of where its embeddings started."""
+    texts = [e.text for e in data.examples]
+    featurizer = Featurizer.build(texts, cfg.bigrams, cfg.jieba, cfg.min_bigram_count)
+    teacher_dir = Path(data.index["teacher"]["path"]) if data.index else None
     chars_from = char_source(cfg.char_vectors, teacher_dir)
     if chars_from is not None:  # every character the source knows gets a row, seen in training or not
         every_char = "".join(sorted(set(featurizer.chars) | set(chars_from.chars)))
         featurizer = Featurizer(every_char, featurizer.bigram_pairs, cfg.jieba)
     arch = Architecture(cfg.embedding_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.bigram_dim, cfg.word_dim)
-    net = BiLstmCrf(arch, featurizer.num_chars, featurizer.num_bigrams, cfg.jieba, labels)
-    init_note = _start_embeddings(net, featurizer, chars_from, cfg.bigram_vectors, rng)
-    net.to(device)
-    average = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
-    # What dev F1 measures and what is saved: the averaged weights when there are any.
-    student = Student(average.module if average else net, featurizer, labels, {})
+    net = BiLstmCrf(arch, featurizer.num_chars, featurizer.num_bigrams, cfg.jieba, data.labels)
+    return net, featurizer, _start_embeddings(net, featurizer, chars_from, cfg.bigram_vectors, rng)
 
-    examples = labeled + unlabeled
-    features = [featurizer.encode([e.text]) for e in examples]  # once, not every epoch
-    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    kd_settings = {
+
+def _distillation_record(cfg: StudentTrainConfig, data: _TrainingSet) -> dict:
+    return {
         "kd": cfg.kd if cfg.alpha < 1 else None,
         "alpha": cfg.alpha,
         "temperature": cfg.temperature,
         "unlabeled_hard": cfg.unlabeled_hard,
-        "unlabeled_ratio": cfg.unlabeled_ratio if unlabeled else 0.0,
-        "unlabeled_pool": len(unlabeled),
-        "teacher": index.get("teacher", {}).get("fingerprint"),
+        "unlabeled_ratio": cfg.unlabeled_ratio if data.unlabeled else 0.0,
+        "unlabeled_pool": len(data.unlabeled),
+        "teacher": data.index.get("teacher", {}).get("fingerprint"),
         "cache": str(cfg.cache) if cfg.cache else None,
     }
-    settings = cfg.as_record()
-    checkpoints = Checkpointer(cfg.out, net, optimizer, average=average)
-    progress = checkpoints.load() if how == "resume" else Progress()
-    if how == "resume":
-        tqdm.write(f"resuming from epoch {progress.epoch}, batch {progress.step}")
-    log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch)
-    n_unlabeled = min(len(unlabeled), round(cfg.unlabeled_ratio * len(labeled)))
-    order = rng.permutation(len(unlabeled)) + len(labeled)
-    while progress.epoch <= cfg.epochs:
-        epoch = progress.epoch
-        # A different window of the unlabeled pool each epoch, so all of it is used in turn.
-        start = ((epoch - 1) * n_unlabeled) % max(1, len(unlabeled))
-        chosen = list(range(len(labeled))) + np.roll(order, -start)[:n_unlabeled].tolist()
-        lengths = [len(examples[i].text) for i in chosen]
-        batches = bucket_batches(lengths, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
+
+
+def _loop(
+    cfg: StudentTrainConfig,
+    data: _TrainingSet,
+    student: Student,
+    optimizer: torch.optim.Optimizer,
+    checkpoints: Checkpointer,
+    log: JsonlLog,
+    record: dict,
+    rng: np.random.Generator,
+    loss: Callable[[list[int], int, int], tuple[torch.Tensor, int]],
+) -> Loop:
+    """The student's loop: each epoch mixes the labeled sentences with a different window of the
+    unlabeled pool, so all of it is used in turn."""
+    n_labeled, pool = len(data.labeled), len(data.unlabeled)
+    n_unlabeled = min(pool, round(cfg.unlabeled_ratio * n_labeled))
+    order = rng.permutation(pool) + n_labeled
+
+    def chosen(epoch: int) -> list[int]:
+        start = ((epoch - 1) * n_unlabeled) % max(1, pool)
+        return list(range(n_labeled)) + np.roll(order, -start)[:n_unlabeled].tolist()
+
+    def batches(epoch: int) -> list[list[int]]:
+        members = chosen(epoch)
+        lengths = [len(data.examples[i].text) for i in members]
+        buckets = bucket_batches(lengths, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
+        return [[members[i] for i in batch] for batch in buckets]
+
+    def start_epoch(epoch: int) -> None:
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * ((cfg.epochs - epoch + 1) / cfg.epochs if cfg.lr_decay == "linear" else 1.0)
-        net.train()
-        started = time.perf_counter() - progress.seconds
-        bar = tqdm(
-            batches, desc=f"student epoch {epoch}/{cfg.epochs}", unit="batch", leave=False, initial=progress.step
-        )
-        for batch in batches[progress.step :]:
-            members = [chosen[i] for i in batch]
-            loss = _batch_loss(net, cfg, [examples[i] for i in members], [features[i] for i in members], corpus, device)
-            optimizer_step(loss, net, optimizer, cfg.max_grad_norm, epoch, cfg.out)
-            if average is not None:
-                average.update_parameters(net)
-            bar.update()
-            bar.set_postfix(progress.record_step(loss.item(), sum(len(examples[i].text) for i in members), started))
-            checkpoints.save_every(progress, cfg.checkpoint_every, len(batches))
-        bar.close()
-        scores, _ = evaluate(student.tag_ids, dev, labels, cfg.eval_batch_size)
-        train_loss = progress.loss_sum / max(1, len(batches))
-        log.write(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "dev": scores.overall.__dict__,
-                "seconds": round(progress.seconds, 1),
-                "sentences": len(chosen),
-                "lr": optimizer.param_groups[0]["lr"],
-            }
-        )
-        tqdm.write(f"epoch {epoch}: loss {train_loss:.4f}  dev F1 {scores.f1:.4f}  {progress.seconds:.0f} s")
-        improved, stop = progress.end_epoch(scores.f1, cfg.patience)
-        if improved:
-            progress.best = {"dev_f1": scores.f1, "epoch": epoch, "dev": scores.as_dict()}
-            student.save(
-                cfg.out, {"training": settings, "distillation": kd_settings, "metrics": progress.best, **init_note}
-            )
-        progress.next_epoch()
-        checkpoints.save(progress)
-        if stop:
-            tqdm.write(f"no dev improvement for {cfg.patience} epochs: stopping")
-            break
-    best = progress.best
-    best_student = Student.load(cfg.out, device)
-    if dataset.has("test"):
-        test, _ = dataset.load("test")
-        test = [type(s)(s.text, convert_tags(s.tags, scheme), s.source, s.line) for s in test]
-        scores, _ = evaluate(best_student.tag_ids, test, labels, cfg.eval_batch_size)
-        best["test"] = scores.as_dict()
-        tqdm.write(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
-    extra = {"training": settings, "distillation": kd_settings, "metrics": best, **init_note}
-    best_student.save(cfg.out, extra | {"training_complete": True})
-    checkpoints.clear()
-    return best
+
+    def end_epoch(epoch: int) -> EpochResult:
+        scores, _ = evaluate(student.tag_ids, data.dev, data.labels, cfg.eval_batch_size)
+        fields = {
+            "dev": scores.overall.__dict__,
+            "sentences": len(chosen(epoch)),
+            "lr": optimizer.param_groups[0]["lr"],
+        }
+        return EpochResult(fields, scores.f1, f"dev F1 {scores.f1:.4f}", {"dev": scores.as_dict()})
+
+    def on_best(progress: Progress) -> None:
+        student.save(cfg.out, record | {"metrics": progress.best})
+
+    return Loop(
+        "student",
+        cfg.out,
+        cfg.epochs,
+        student.net,
+        optimizer,
+        checkpoints,
+        log,
+        batches,
+        loss,
+        end_epoch,
+        on_best,
+        start_epoch,
+        max_grad_norm=cfg.max_grad_norm,
+        patience=cfg.patience,
+        checkpoint_every=cfg.checkpoint_every,
+    )
 
 
 def _batch_loss(

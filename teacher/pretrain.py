@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,8 @@ from distill.artifacts import sha256_file
 from distill.checkpoint import Checkpointer, Progress, start_run
 from distill.data import bucket_batches, load_dataset, read_file
 from distill.errors import DistillError
-from distill.training import JsonlLog, Processes, optimizer_step, resolve_device, seed_everything, use_threads
+from distill.loop import EpochResult, Loop, fit
+from distill.training import JsonlLog, Processes, resolve_device, seed_everything, use_threads
 
 from .backbone import load_backbone, resolve_backbone
 from .charmap import CharVocab, build_char_vocab, expand_input_embeddings, prune_input_embeddings
@@ -202,43 +202,41 @@ def pretrain(cfg: PretrainConfig) -> dict:
         f"pretraining on {len(train_texts)} sentences ({sum(lengths)} characters), {len(held_texts)} held out; "
         f"{len(char_rows)} characters; {'bf16 autocast' if bf16 else 'float32'} on {device}"
     )
-    log = JsonlLog(cfg.out / "pretrain_log.jsonl", keep_before_epoch=progress.epoch)
     generator = torch.Generator()
-    while progress.epoch <= cfg.epochs:
-        epoch = progress.epoch
-        batches = bucket_batches(
-            lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch
-        )
-        started = time.perf_counter() - progress.seconds
-        desc = f"pretrain epoch {epoch}/{cfg.epochs}"
-        bar = tqdm(batches, desc=desc, unit="batch", leave=False, initial=progress.step)
-        for step, batch_index in enumerate(batches[progress.step :], start=progress.step):
-            generator.manual_seed(cfg.seed * 1_000_003 + epoch * 100_003 + step)  # resumable masks
-            input_ids, attention = batch_of([train_texts[i] for i in batch_index])
-            corrupted, targets = masker(input_ids, attention, generator)
-            with autocast(device, bf16):
-                loss, _ = model(corrupted.to(device), attention.to(device), targets.to(device))
-            optimizer_step(loss, model, optimizer, cfg.max_grad_norm, epoch, cfg.out, scheduler)
-            bar.update()
-            bar.set_postfix(progress.record_step(loss.item(), sum(lengths[i] for i in batch_index), started))
-            checkpoints.save_every(progress, cfg.checkpoint_every, len(batches))
-        bar.close()
-        record = {
-            "epoch": epoch,
-            "train_loss": progress.loss_sum / max(1, len(batches)),
-            "held_out": score_held_out(model, held_batches, device, bf16) if held_batches else None,
-            "seconds": round(progress.seconds, 1),
-            "chars_per_second": round(progress.characters / max(progress.seconds, 1e-9), 1),
-        }
-        log.write(record)
-        held = record["held_out"]
-        tqdm.write(
-            f"epoch {epoch}: loss {record['train_loss']:.4f}"
-            + (f"  held-out loss {held['loss']:.4f}, accuracy {held['accuracy']:.4f}" if held else "")
-            + f"  {progress.seconds / 60:.1f} min"
-        )
-        progress.next_epoch()
-        checkpoints.save(progress)
+
+    def batches(epoch: int) -> list[list[int]]:
+        return bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch)
+
+    def loss(batch_index: list[int], epoch: int, step: int) -> tuple[torch.Tensor, int]:
+        generator.manual_seed(cfg.seed * 1_000_003 + epoch * 100_003 + step)  # resumable masks
+        input_ids, attention = batch_of([train_texts[i] for i in batch_index])
+        corrupted, targets = masker(input_ids, attention, generator)
+        with autocast(device, bf16):
+            value, _ = model(corrupted.to(device), attention.to(device), targets.to(device))
+        return value, sum(lengths[i] for i in batch_index)
+
+    def end_epoch(epoch: int) -> EpochResult:
+        held = score_held_out(model, held_batches, device, bf16) if held_batches else None
+        summary = f"held-out loss {held['loss']:.4f}, accuracy {held['accuracy']:.4f}" if held else ""
+        return EpochResult({"held_out": held}, summary=summary)
+
+    log = JsonlLog(cfg.out / "pretrain_log.jsonl", keep_before_epoch=progress.epoch)
+    loop = Loop(
+        "pretrain",
+        cfg.out,
+        cfg.epochs,
+        model,
+        optimizer,
+        checkpoints,
+        log,
+        batches,
+        loss,
+        end_epoch,
+        scheduler=scheduler,
+        max_grad_norm=cfg.max_grad_norm,
+        checkpoint_every=cfg.checkpoint_every,
+    )
+    fit(loop, progress)
 
     encoder.set_input_embeddings(expand_input_embeddings(encoder, vocab, full_embedding))
     encoder.save_pretrained(cfg.out, safe_serialization=True)

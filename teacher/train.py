@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Callable
 
 import torch
@@ -23,10 +22,10 @@ from distill.data import bucket_batches, convert_tags, default_unlabeled_path, l
 from distill.data.schemes import tags_to_spans
 from distill.errors import DistillError
 from distill.evaluation import evaluate
+from distill.loop import EpochResult, Loop, fit
 from distill.training import (
     JsonlLog,
     Processes,
-    optimizer_step,
     seed_everything,
     use_threads,
 )
@@ -237,68 +236,55 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     arithmetic = {"encoder_arithmetic": "bf16" if bf16 else "fp32"}  # what --precision auto chose
     say(f"encoder arithmetic: {'bf16 autocast' if bf16 else 'float32'} on {device}")
     teacher = Teacher(net, vocab, labels, window, overlap, {**origin, "dropout": cfg.dropout}, bf16)
+
+    def batches(epoch: int) -> list[list[int]]:
+        every = bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch)
+        return every[: steps_per_epoch * procs.world][procs.rank :: procs.world]  # this process's share
+
+    def loss(batch_index: list[int], epoch: int, step: int) -> tuple[torch.Tensor, int]:
+        window_batch = make_window_batch([train_inputs[i] for i in batch_index], vocab.specials).to(device)
+        tags = _pad_tags([train_tags[i] for i in batch_index], window_batch.shape).to(device)
+        with autocast(device, bf16):
+            value = model(
+                window_batch.input_ids,
+                window_batch.attention_mask,
+                window_batch.gather,
+                window_batch.mask,
+                window_batch.segments,
+                tags,
+            )
+        return value, sum(lengths[i] for i in batch_index)
+
+    def end_epoch(epoch: int) -> EpochResult:
+        scores, _ = evaluate(teacher.tag_ids, dev, labels, cfg.eval_batch_size)
+        dev_scores = scores.overall
+        summary = f"dev P/R/F1 {dev_scores.precision:.4f}/{dev_scores.recall:.4f}/{scores.f1:.4f}"
+        record = {"dev": dev_scores.__dict__, "lr": scheduler.get_last_lr()[0]}
+        return EpochResult(record, scores.f1, summary, {"dev": scores.as_dict()})
+
+    def on_best(progress: Progress) -> None:
+        teacher.save(cfg.out, {"training": settings, **arithmetic, "metrics": progress.best}, tokenizer)
+
     log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch) if procs.main else None
-    while progress.epoch <= cfg.epochs:
-        epoch = progress.epoch
-        batches = bucket_batches(
-            lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch
-        )
-        batches = batches[: steps_per_epoch * procs.world][procs.rank :: procs.world]
-        net.train()
-        started = time.perf_counter() - progress.seconds
-        bar = tqdm(
-            batches,
-            desc=f"teacher epoch {epoch}/{cfg.epochs}",
-            unit="batch",
-            disable=not procs.main,
-            leave=False,
-            initial=progress.step,
-        )
-        for batch_index in batches[progress.step :]:
-            window_batch = make_window_batch([train_inputs[i] for i in batch_index], vocab.specials).to(device)
-            tags = _pad_tags([train_tags[i] for i in batch_index], window_batch.shape).to(device)
-            with autocast(device, bf16):
-                loss = model(
-                    window_batch.input_ids,
-                    window_batch.attention_mask,
-                    window_batch.gather,
-                    window_batch.mask,
-                    window_batch.segments,
-                    tags,
-                )
-            optimizer_step(loss, net, optimizer, cfg.max_grad_norm, epoch, cfg.out, scheduler)
-            bar.update()
-            bar.set_postfix(progress.record_step(loss.item(), sum(lengths[i] for i in batch_index), started))
-            checkpoints.save_every(progress, cfg.checkpoint_every, len(batches))
-        bar.close()
-        train_loss = procs.mean(progress.loss_sum / max(1, len(batches)))
-        stop = False
-        if procs.main:
-            scores, _ = evaluate(teacher.tag_ids, dev, labels, cfg.eval_batch_size)
-            log.write(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "dev": scores.overall.__dict__,
-                    "seconds": round(progress.seconds, 1),
-                    "chars_per_second": round(progress.characters * procs.world / progress.seconds, 1),
-                    "lr": scheduler.get_last_lr()[0],
-                }
-            )
-            say(
-                f"epoch {epoch}: loss {train_loss:.4f}  dev P/R/F1 {scores.overall.precision:.4f}/"
-                f"{scores.overall.recall:.4f}/{scores.f1:.4f}  {progress.seconds / 60:.1f} min"
-            )
-            improved, stop = progress.end_epoch(scores.f1, cfg.patience)
-            if improved:
-                progress.best = {"dev_f1": scores.f1, "epoch": epoch, "dev": scores.as_dict()}
-                teacher.save(cfg.out, {"training": settings, **arithmetic, "metrics": progress.best}, tokenizer)
-        stop = procs.broadcast_flag(stop)
-        progress.next_epoch()
-        checkpoints.save(progress)
-        if stop:
-            say(f"no dev improvement for {cfg.patience} epochs: stopping")
-            break
+    loop = Loop(
+        "teacher",
+        cfg.out,
+        cfg.epochs,
+        net,
+        optimizer,
+        checkpoints,
+        log,
+        batches,
+        loss,
+        end_epoch,
+        on_best,
+        scheduler=scheduler,
+        max_grad_norm=cfg.max_grad_norm,
+        patience=cfg.patience,
+        checkpoint_every=cfg.checkpoint_every,
+        procs=procs,
+    )
+    progress = fit(loop, progress)
     procs.barrier()
     best = progress.best
     if procs.main:

@@ -454,9 +454,9 @@ def _auto_measures(monkeypatch, bf16_faster_here: bool) -> None:
 
 
 def test_resumed_training_keeps_the_arithmetic_auto_chose(workspace, tmp_path, monkeypatch):
-    import distill.teacher.train as teacher_train
+    import distill.loop as training_loop
 
-    real_step, calls = teacher_train.optimizer_step, {"n": 0}
+    real_step, calls = training_loop.optimizer_step, {"n": 0}
 
     def killed_in_epoch_two(*args):
         calls["n"] += 1
@@ -465,7 +465,7 @@ def test_resumed_training_keeps_the_arithmetic_auto_chose(workspace, tmp_path, m
         real_step(*args)
 
     _auto_measures(monkeypatch, True)
-    monkeypatch.setattr(teacher_train, "optimizer_step", killed_in_epoch_two)
+    monkeypatch.setattr(training_loop, "optimizer_step", killed_in_epoch_two)
     cfg = TeacherTrainConfig(out=tmp_path / "t", data=str(workspace["data"]), model=str(workspace["backbone"]), **FAST)
     cfg.epochs, cfg.precision, cfg.checkpoint_every = 2, "auto", 2
     with pytest.raises(KeyboardInterrupt):
@@ -473,7 +473,7 @@ def test_resumed_training_keeps_the_arithmetic_auto_chose(workspace, tmp_path, m
     stopped = json.loads((tmp_path / "t" / "checkpoint" / "progress.json").read_text())["progress"]
     assert stopped["epoch"] == 2 and stopped["choices"] == {"bf16": True}
     _auto_measures(monkeypatch, False)  # the machine now times float32 faster
-    monkeypatch.setattr(teacher_train, "optimizer_step", real_step)
+    monkeypatch.setattr(training_loop, "optimizer_step", real_step)
     cfg.resume = True
     train_teacher(cfg)
     assert json.loads((tmp_path / "t" / "config.json").read_text())["encoder_arithmetic"] == "bf16"
