@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -145,21 +145,110 @@ def score_held_out(
     return {"loss": loss_sum / max(total, 1), "accuracy": correct / max(total, 1), "predicted": total}
 
 
-def pretrain(cfg: PretrainConfig) -> dict:
-    """Pretrain ``cfg.model`` on the corpus, write the backbone to ``cfg.out``, and return the record."""
-    from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
+@dataclass
+class _Run:
+    """One pretraining run: the backbone made ready (its embedding pruned to the corpus's characters
+    plus a mask row, under a masked-character head) and what the loop asks of it."""
 
-    if Processes.from_env().distributed:
-        raise DistillError("teacher-pretrain runs in one process: start it without torchrun")
-    device = resolve_device(cfg.device)
-    how = start_run(cfg.out, cfg.resume, cfg.overwrite, record=RECORD)
-    if how == "complete":
-        tqdm.write(f"{cfg.out} holds a finished pretraining run: nothing to resume")
-        return json.loads((cfg.out / RECORD).read_text(encoding="utf-8"))
-    seed_everything(cfg.seed)
-    use_threads(cfg.threads)
-    texts = corpus_texts(cfg)
-    train_texts, held_texts = split_held_out(texts, cfg.held_out)
+    cfg: PretrainConfig
+    device: torch.device
+    model: MaskedCharModel
+    vocab: CharVocab
+    masker: Masker
+    tokenizer: object
+    full_embedding: torch.Tensor
+    """[V_full, H]: the backbone's whole input embedding, to write the trained rows back into."""
+    train_texts: list[str]
+    held_texts: list[str]
+    bf16: bool = False
+    generator: torch.Generator = field(default_factory=torch.Generator)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(t) for t in self.train_texts]
+
+    def windows(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input ids, attention mask) of sentences, one position per character."""
+        encoded = [encode_sentence(t, self.vocab.tokenize, self.cfg.max_len, 0) for t in texts]
+        batch = make_window_batch(encoded, self.vocab.specials)
+        return batch.input_ids, batch.attention_mask
+
+    def held_out(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The held-out sentences in batches, masked once, the same way after every epoch."""
+        fixed = torch.Generator().manual_seed(self.cfg.seed)
+        out = []
+        for index in bucket_batches([len(t) for t in self.held_texts], self.cfg.eval_batch_size):
+            input_ids, attention = self.windows([self.held_texts[i] for i in index])
+            corrupted, targets = self.masker(input_ids, attention, fixed)
+            out.append((corrupted, attention, targets))
+        return out
+
+    def loop(
+        self, optimizer: torch.optim.Optimizer, scheduler: object, checkpoints: Checkpointer, log: JsonlLog
+    ) -> Loop:
+        cfg, lengths, held = self.cfg, self.lengths, self.held_out()
+
+        def batches(epoch: int) -> list[list[int]]:
+            return bucket_batches(
+                lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch
+            )
+
+        def loss(batch: list[int], epoch: int, step: int) -> tuple[torch.Tensor, int]:
+            self.generator.manual_seed(cfg.seed * 1_000_003 + epoch * 100_003 + step)  # resumable masks
+            input_ids, attention = self.windows([self.train_texts[i] for i in batch])
+            corrupted, targets = self.masker(input_ids, attention, self.generator)
+            with autocast(self.device, self.bf16):
+                value, _ = self.model(corrupted.to(self.device), attention.to(self.device), targets.to(self.device))
+            return value, sum(lengths[i] for i in batch)
+
+        def end_epoch(epoch: int) -> EpochResult:
+            scores = score_held_out(self.model, held, self.device, self.bf16) if held else None
+            summary = f"held-out loss {scores['loss']:.4f}, accuracy {scores['accuracy']:.4f}" if scores else ""
+            return EpochResult({"held_out": scores}, summary=summary)
+
+        return Loop(
+            "pretrain",
+            cfg.out,
+            cfg.epochs,
+            self.model,
+            optimizer,
+            checkpoints,
+            log,
+            batches,
+            loss,
+            end_epoch,
+            scheduler=scheduler,
+            max_grad_norm=cfg.max_grad_norm,
+            checkpoint_every=cfg.checkpoint_every,
+        )
+
+    def save(self, log: JsonlLog) -> dict:
+        """The backbone in save_pretrained form, its full vocabulary restored with the trained rows,
+        and the run's record."""
+        cfg, encoder = self.cfg, self.model.encoder
+        encoder.set_input_embeddings(expand_input_embeddings(encoder, self.vocab, self.full_embedding))
+        encoder.save_pretrained(cfg.out, safe_serialization=True)
+        self.tokenizer.save_pretrained(cfg.out)
+        result = {
+            "backbone": cfg.model,
+            "settings": cfg.as_record(),
+            "corpus": {
+                "files": {path: sha256_file(Path(path)) for path in cfg.unlabeled},
+                "data": cfg.data,
+                "sentences": len(self.train_texts),
+                "characters": sum(self.lengths),
+                "held_out_sentences": len(self.held_texts),
+            },
+            "encoder_arithmetic": "bf16" if self.bf16 else "fp32",
+            "epochs": log.records(),
+            "training_complete": True,
+        }
+        (cfg.out / RECORD).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        return result
+
+
+def _start(cfg: PretrainConfig, texts: list[str], device: torch.device) -> _Run:
+    from transformers import AutoModel, AutoTokenizer
 
     backbone = resolve_backbone(cfg.model)
     tokenizer = load_backbone(AutoTokenizer, backbone)
@@ -173,88 +262,41 @@ def pretrain(cfg: PretrainConfig) -> dict:
     model = MaskedCharModel(encoder).to(device)
     char_rows = torch.tensor(sorted(set(vocab.char_to_id.values())), dtype=torch.long)
     masker = Masker(vocab.specials, mask_row, char_rows, cfg.mask_rate)
+    train_texts, held_texts = split_held_out(texts, cfg.held_out)
+    return _Run(cfg, device, model, vocab, masker, tokenizer, full_embedding, train_texts, held_texts)
 
-    def batch_of(chunk: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        windows = make_window_batch([encode_sentence(t, vocab.tokenize, cfg.max_len, 0) for t in chunk], vocab.specials)
-        return windows.input_ids, windows.attention_mask
 
-    fixed = torch.Generator().manual_seed(cfg.seed)  # the same held-out masks after every epoch
-    held_batches = []
-    for index in bucket_batches([len(t) for t in held_texts], cfg.eval_batch_size):
-        input_ids, attention = batch_of([held_texts[i] for i in index])
-        corrupted, targets = masker(input_ids, attention, fixed)
-        held_batches.append((corrupted, attention, targets))
+def pretrain(cfg: PretrainConfig) -> dict:
+    """Pretrain ``cfg.model`` on the corpus, write the backbone to ``cfg.out``, and return the record."""
+    from transformers import get_linear_schedule_with_warmup
 
-    lengths = [len(t) for t in train_texts]
-    steps_per_epoch = len(bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens))
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.head_lr, cfg.weight_decay))
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
-    )
-    checkpoints = Checkpointer(cfg.out, model, optimizer, scheduler)
+    if Processes.from_env().distributed:
+        raise DistillError("teacher-pretrain runs in one process: start it without torchrun")
+    device = resolve_device(cfg.device)
+    how = start_run(cfg.out, cfg.resume, cfg.overwrite, record=RECORD)
+    if how == "complete":
+        tqdm.write(f"{cfg.out} holds a finished pretraining run: nothing to resume")
+        return json.loads((cfg.out / RECORD).read_text(encoding="utf-8"))
+    seed_everything(cfg.seed)
+    use_threads(cfg.threads)
+    run = _start(cfg, corpus_texts(cfg), device)
+    steps = len(bucket_batches(run.lengths, cfg.batch_size, max_tokens=cfg.max_tokens)) * cfg.epochs
+    optimizer = torch.optim.AdamW(param_groups(run.model, cfg.lr, cfg.head_lr, cfg.weight_decay))
+    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup * steps), steps)
+    checkpoints = Checkpointer(cfg.out, run.model, optimizer, scheduler)
     progress = checkpoints.load() if how == "resume" else Progress()
     if how == "resume":
         tqdm.write(f"resuming from epoch {progress.epoch}, batch {progress.step}")
     if "bf16" not in progress.choices:
         progress.choices["bf16"] = use_bf16(cfg.precision, device)
-    bf16 = progress.choices["bf16"]
+    run.bf16 = progress.choices["bf16"]
     tqdm.write(
-        f"pretraining on {len(train_texts)} sentences ({sum(lengths)} characters), {len(held_texts)} held out; "
-        f"{len(char_rows)} characters; {'bf16 autocast' if bf16 else 'float32'} on {device}"
+        f"pretraining on {len(run.train_texts)} sentences ({sum(run.lengths)} characters), "
+        f"{len(run.held_texts)} held out; {len(set(run.vocab.char_to_id.values()))} characters; "
+        f"{'bf16 autocast' if run.bf16 else 'float32'} on {device}"
     )
-    generator = torch.Generator()
-
-    def batches(epoch: int) -> list[list[int]]:
-        return bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch)
-
-    def loss(batch_index: list[int], epoch: int, step: int) -> tuple[torch.Tensor, int]:
-        generator.manual_seed(cfg.seed * 1_000_003 + epoch * 100_003 + step)  # resumable masks
-        input_ids, attention = batch_of([train_texts[i] for i in batch_index])
-        corrupted, targets = masker(input_ids, attention, generator)
-        with autocast(device, bf16):
-            value, _ = model(corrupted.to(device), attention.to(device), targets.to(device))
-        return value, sum(lengths[i] for i in batch_index)
-
-    def end_epoch(epoch: int) -> EpochResult:
-        held = score_held_out(model, held_batches, device, bf16) if held_batches else None
-        summary = f"held-out loss {held['loss']:.4f}, accuracy {held['accuracy']:.4f}" if held else ""
-        return EpochResult({"held_out": held}, summary=summary)
-
     log = JsonlLog(cfg.out / "pretrain_log.jsonl", keep_before_epoch=progress.epoch)
-    loop = Loop(
-        "pretrain",
-        cfg.out,
-        cfg.epochs,
-        model,
-        optimizer,
-        checkpoints,
-        log,
-        batches,
-        loss,
-        end_epoch,
-        scheduler=scheduler,
-        max_grad_norm=cfg.max_grad_norm,
-        checkpoint_every=cfg.checkpoint_every,
-    )
-    fit(loop, progress)
-
-    encoder.set_input_embeddings(expand_input_embeddings(encoder, vocab, full_embedding))
-    encoder.save_pretrained(cfg.out, safe_serialization=True)
-    tokenizer.save_pretrained(cfg.out)
-    result = {
-        "backbone": cfg.model,
-        "settings": cfg.as_record(),
-        "corpus": {
-            "files": {path: sha256_file(Path(path)) for path in cfg.unlabeled},
-            "data": cfg.data,
-            "sentences": len(train_texts),
-            "characters": sum(lengths),
-            "held_out_sentences": len(held_texts),
-        },
-        "encoder_arithmetic": "bf16" if bf16 else "fp32",
-        "epochs": log.records(),
-        "training_complete": True,
-    }
-    (cfg.out / RECORD).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    fit(run.loop(optimizer, scheduler, checkpoints, log), progress)
+    result = run.save(log)
     checkpoints.clear()
     return result

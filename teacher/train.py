@@ -12,13 +12,23 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
 
 from distill.artifacts import fingerprint, read_config
 from distill.checkpoint import RUN_STARTS, Checkpointer, Progress, start_run
-from distill.data import bucket_batches, convert_tags, default_unlabeled_path, label_set, load_dataset, read_file
+from distill.data import (
+    Dataset,
+    Sentence,
+    bucket_batches,
+    convert_tags,
+    default_unlabeled_path,
+    label_set,
+    load_dataset,
+    read_file,
+)
 from distill.data.schemes import tags_to_spans
 from distill.errors import DistillError
 from distill.evaluation import evaluate
@@ -187,7 +197,47 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     seed_everything(cfg.seed)
     use_threads(cfg.threads)
     say = tqdm.write if procs.main else (lambda *_: None)
+    dataset, train, dev, labels = _labeled_data(cfg)
+    unlabeled = cfg.unlabeled if cfg.unlabeled else ([str(default_unlabeled_path())] if cfg.data is None else [])
+    if cfg.init_from and cfg.encoder_from:
+        raise DistillError("--init-from and --encoder-from both say where to start: give one")
+    start = _from_teacher if cfg.init_from else _from_backbone
+    net, vocab, tokenizer, window, origin = start(cfg, vocabulary_texts(dataset, unlabeled), labels, say)
+    net = net.to(device)
+    overlap = min(cfg.overlap, window // 2)
+    model = net
+    if procs.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    run = _Run(cfg, procs, device, model, train, dev, labels, tokenizer)
+    run.encode(vocab, window, overlap)
+    steps = run.steps_per_epoch * cfg.epochs
+    optimizer = torch.optim.AdamW(param_groups(net, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.layer_lr_decay))
+    run.scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup * steps), steps)
+    checkpoints = Checkpointer(cfg.out, net, optimizer, run.scheduler, writer=procs.main)
+    progress = checkpoints.load() if how == "resume" else Progress()
+    if how == "resume":
+        say(f"resuming from epoch {progress.epoch}, batch {progress.step}")
+    if cfg.precision != "auto" or "bf16" not in progress.choices:
+        # auto times bf16 in each process, and a busy machine can time it either way: every process
+        # takes rank 0's choice, and a resumed run keeps the one it started with.
+        progress.choices["bf16"] = procs.broadcast_flag(use_bf16(cfg.precision, device))
+    run.bf16 = progress.choices["bf16"]
+    say(f"encoder arithmetic: {'bf16 autocast' if run.bf16 else 'float32'} on {device}")
+    run.teacher = Teacher(net, vocab, labels, window, overlap, {**origin, "dropout": cfg.dropout}, run.bf16)
+    log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch) if procs.main else None
+    best = fit(run.loop(net, optimizer, checkpoints, log), progress).best
+    procs.barrier()
+    if procs.main:
+        run.finish(dataset, best)
+        checkpoints.clear()
+    procs.stop()
+    return best
 
+
+def _labeled_data(cfg: TeacherTrainConfig) -> tuple[Dataset, list[Sentence], list[Sentence], list[str]]:
+    """(the dataset, its non-empty training sentences, its dev sentences, the labels to learn)."""
     dataset = load_dataset(cfg.data)
     train, _ = dataset.load("train")
     train = [s for s in train if len(s) > 0]
@@ -197,107 +247,107 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     types = sorted({span.type for s in train for span in tags_to_spans(s.tags)})
     if not types:
         raise DistillError(f"the training data of {dataset.name} has no entities to learn")
-    labels = label_set(types, cfg.scheme)
+    return dataset, train, dev, label_set(types, cfg.scheme)
 
-    unlabeled = cfg.unlabeled if cfg.unlabeled else ([str(default_unlabeled_path())] if cfg.data is None else [])
-    texts = vocabulary_texts(dataset, unlabeled)
-    if cfg.init_from and cfg.encoder_from:
-        raise DistillError("--init-from and --encoder-from both say where to start: give one")
-    start = _from_teacher if cfg.init_from else _from_backbone
-    net, vocab, tokenizer, window, origin = start(cfg, texts, labels, say)
-    net = net.to(device)
 
-    label_index = {label: i for i, label in enumerate(labels)}
-    overlap = min(cfg.overlap, window // 2)
-    train_inputs = [encode_sentence(s.text, vocab.tokenize, window, overlap) for s in train]
-    train_tags = [[label_index[t] for t in convert_tags(s.tags, cfg.scheme)] for s in train]
-    lengths = [len(s) for s in train]
+@dataclass
+class _Run:
+    """One teacher's training: what the loop asks of it each batch and each epoch."""
 
-    model = net
-    if procs.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
+    cfg: TeacherTrainConfig
+    procs: Processes
+    device: torch.device
+    model: torch.nn.Module
+    """The network, or DistributedDataParallel around it."""
+    train: list[Sentence]
+    dev: list[Sentence]
+    labels: list[str]
+    tokenizer: object
+    teacher: Teacher | None = None
+    vocab: CharVocab | PieceVocab | None = None
+    scheduler: object = None
+    bf16: bool = False
+    inputs: list = field(default_factory=list)
+    tags: list[list[int]] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+
+    def encode(self, vocab: CharVocab | PieceVocab, window: int, overlap: int) -> None:
+        """Each training sentence as the encoder reads it, and its tag ids."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        self.vocab = vocab
+        self.inputs = [encode_sentence(s.text, vocab.tokenize, window, overlap) for s in self.train]
+        self.tags = [[index[t] for t in convert_tags(s.tags, self.cfg.scheme)] for s in self.train]
+        self.lengths = [len(s) for s in self.train]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches each process takes per epoch (every process the same number)."""
+        cfg = self.cfg
+        return len(bucket_batches(self.lengths, cfg.batch_size, max_tokens=cfg.max_tokens)) // self.procs.world
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        cfg, procs = self.cfg, self.procs
+        every = bucket_batches(
+            self.lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch
         )
-    steps_per_epoch = len(bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens)) // procs.world
-    optimizer = torch.optim.AdamW(param_groups(net, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.layer_lr_decay))
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, math.ceil(cfg.warmup * steps_per_epoch * cfg.epochs), steps_per_epoch * cfg.epochs
-    )
-    settings = cfg.as_record()
-    checkpoints = Checkpointer(cfg.out, net, optimizer, scheduler, writer=procs.main)
-    progress = checkpoints.load() if how == "resume" else Progress()
-    if how == "resume":
-        say(f"resuming from epoch {progress.epoch}, batch {progress.step}")
-    if cfg.precision != "auto" or "bf16" not in progress.choices:
-        # auto times bf16 in each process, and a busy machine can time it either way: every process
-        # takes rank 0's choice, and a resumed run keeps the one it started with.
-        progress.choices["bf16"] = procs.broadcast_flag(use_bf16(cfg.precision, device))
-    bf16 = progress.choices["bf16"]
-    arithmetic = {"encoder_arithmetic": "bf16" if bf16 else "fp32"}  # what --precision auto chose
-    say(f"encoder arithmetic: {'bf16 autocast' if bf16 else 'float32'} on {device}")
-    teacher = Teacher(net, vocab, labels, window, overlap, {**origin, "dropout": cfg.dropout}, bf16)
+        return every[: self.steps_per_epoch * procs.world][procs.rank :: procs.world]  # this process's share
 
-    def batches(epoch: int) -> list[list[int]]:
-        every = bucket_batches(lengths, cfg.batch_size, max_tokens=cfg.max_tokens, shuffle=True, seed=cfg.seed + epoch)
-        return every[: steps_per_epoch * procs.world][procs.rank :: procs.world]  # this process's share
-
-    def loss(batch_index: list[int], epoch: int, step: int) -> tuple[torch.Tensor, int]:
-        window_batch = make_window_batch([train_inputs[i] for i in batch_index], vocab.specials).to(device)
-        tags = _pad_tags([train_tags[i] for i in batch_index], window_batch.shape).to(device)
-        with autocast(device, bf16):
-            value = model(
-                window_batch.input_ids,
-                window_batch.attention_mask,
-                window_batch.gather,
-                window_batch.mask,
-                window_batch.segments,
-                tags,
+    def loss(self, batch: list[int], epoch: int, step: int) -> tuple[torch.Tensor, int]:
+        windows = make_window_batch([self.inputs[i] for i in batch], self.vocab.specials).to(self.device)
+        tags = _pad_tags([self.tags[i] for i in batch], windows.shape).to(self.device)
+        with autocast(self.device, self.bf16):
+            value = self.model(
+                windows.input_ids, windows.attention_mask, windows.gather, windows.mask, windows.segments, tags
             )
-        return value, sum(lengths[i] for i in batch_index)
+        return value, sum(self.lengths[i] for i in batch)
 
-    def end_epoch(epoch: int) -> EpochResult:
-        scores, _ = evaluate(teacher.tag_ids, dev, labels, cfg.eval_batch_size)
-        dev_scores = scores.overall
-        summary = f"dev P/R/F1 {dev_scores.precision:.4f}/{dev_scores.recall:.4f}/{scores.f1:.4f}"
-        record = {"dev": dev_scores.__dict__, "lr": scheduler.get_last_lr()[0]}
+    def end_epoch(self, epoch: int) -> EpochResult:
+        scores, _ = evaluate(self.teacher.tag_ids, self.dev, self.labels, self.cfg.eval_batch_size)
+        dev = scores.overall
+        summary = f"dev P/R/F1 {dev.precision:.4f}/{dev.recall:.4f}/{scores.f1:.4f}"
+        record = {"dev": dev.__dict__, "lr": self.scheduler.get_last_lr()[0]}
         return EpochResult(record, scores.f1, summary, {"dev": scores.as_dict()})
 
-    def on_best(progress: Progress) -> None:
-        teacher.save(cfg.out, {"training": settings, **arithmetic, "metrics": progress.best}, tokenizer)
+    @property
+    def record(self) -> dict:
+        """What config.json records of the run (the arithmetic --precision auto chose among it)."""
+        return {"training": self.cfg.as_record(), "encoder_arithmetic": "bf16" if self.bf16 else "fp32"}
 
-    log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch) if procs.main else None
-    loop = Loop(
-        "teacher",
-        cfg.out,
-        cfg.epochs,
-        net,
-        optimizer,
-        checkpoints,
-        log,
-        batches,
-        loss,
-        end_epoch,
-        on_best,
-        scheduler=scheduler,
-        max_grad_norm=cfg.max_grad_norm,
-        patience=cfg.patience,
-        checkpoint_every=cfg.checkpoint_every,
-        procs=procs,
-    )
-    progress = fit(loop, progress)
-    procs.barrier()
-    best = progress.best
-    if procs.main:
-        best_teacher = Teacher.load(cfg.out, device, "bf16" if bf16 else "fp32")
+    def loop(
+        self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, checkpoints: Checkpointer, log: JsonlLog | None
+    ) -> Loop:
+        cfg = self.cfg
+        return Loop(
+            "teacher",
+            cfg.out,
+            cfg.epochs,
+            net,
+            optimizer,
+            checkpoints,
+            log,
+            self.batches,
+            self.loss,
+            self.end_epoch,
+            self.on_best,
+            scheduler=self.scheduler,
+            max_grad_norm=cfg.max_grad_norm,
+            patience=cfg.patience,
+            checkpoint_every=cfg.checkpoint_every,
+            procs=self.procs,
+        )
+
+    def on_best(self, progress: Progress) -> None:
+        self.teacher.save(self.cfg.out, self.record | {"metrics": progress.best}, self.tokenizer)
+
+    def finish(self, dataset: Dataset, best: dict) -> None:
+        """Score the best epoch's teacher on the test split, if there is one, and mark the run complete."""
+        best_teacher = Teacher.load(self.cfg.out, self.device, "bf16" if self.bf16 else "fp32")
         if dataset.has("test"):
             test, _ = dataset.load("test")
-            scores, _ = evaluate(best_teacher.tag_ids, test, labels, cfg.eval_batch_size)
+            scores, _ = evaluate(best_teacher.tag_ids, test, self.labels, self.cfg.eval_batch_size)
             best["test"] = scores.as_dict()
-            say(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
-        best_teacher.save(cfg.out, {"training": settings, **arithmetic, "metrics": best, "training_complete": True})
-        checkpoints.clear()
-    procs.stop()
-    return best
+            tqdm.write(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
+        best_teacher.save(self.cfg.out, self.record | {"metrics": best, "training_complete": True})
 
 
 def _pad_tags(rows: list[list[int]], shape: tuple[int, int]) -> torch.Tensor:
