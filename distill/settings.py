@@ -336,6 +336,18 @@ def read_toml(path: Path, cls: type[Settings]) -> dict[str, Any]:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise DistillError(f"{path}: not a valid TOML file ({err})") from None
+    values = setting_names(cls, raw, str(path))
+    for name, value in values.items():
+        field = next(f for f in settings_fields(cls) if f.name == name)
+        problem = _problem(field, value, _hints(cls)[name]) if field.metadata["convert"] is None else None
+        if problem:
+            raise DistillError(f"{path}: {name} {problem}")
+    return values
+
+
+def setting_names(cls: type[Settings], raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """``raw`` keyed by field name: a key may be a field name with ``-`` or ``_``, or an option's
+    own name (``T`` for ``--T``). An unknown key is refused, naming ``where``."""
     names = {}
     for field in settings_fields(cls):
         names[field.name] = field.name
@@ -345,11 +357,7 @@ def read_toml(path: Path, cls: type[Settings]) -> dict[str, Any]:
         name = names.get(key.replace("-", "_"))
         if name is None:
             known = ", ".join(sorted(f.name for f in settings_fields(cls)))
-            raise DistillError(f"{path}: unknown setting {key!r} (known: {known})")
-        field = next(f for f in settings_fields(cls) if f.name == name)
-        problem = _problem(field, value, _hints(cls)[name]) if field.metadata["convert"] is None else None
-        if problem:
-            raise DistillError(f"{path}: {name} {problem}")
+            raise DistillError(f"{where}: unknown setting {key!r} (known: {known})")
         values[name] = value
     return values
 

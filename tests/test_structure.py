@@ -28,6 +28,7 @@ CORE = {
     "distill.environment",
     "distill.errors",
     "distill.evaluation",
+    "distill.loop",
     "distill.metrics",
     "distill.settings",
     "distill.tagging",

@@ -1,0 +1,329 @@
+"""Run the experiments of one dataset, as its TOML file describes them, and record each run.
+
+Usage:
+    python benchmarks/experiment.py benchmarks/experiments/weibo.toml [--only ROW,...] [--jobs 2]
+        [--seeds 13] [--skip-benchmark] [--work runs/experiments]
+
+The file names the dataset's teacher (``[teacher]``, teacher-train settings), its cache
+(``[cache]``), settings every run of a command shares (``[defaults.student-train]``, ...), rows
+(``[[rows]]``: a name, the experiment it belongs to, a command, seeds and settings) and the
+students the deployment report measures (``[benchmark]``). Settings are those of the commands,
+under the same names (``distill student-train --help``); paths are relative to the repository.
+
+Every step is one ``distill`` command line, printed and recorded. A finished step is skipped and
+an interrupted one resumed, so the script can be stopped and started again. Each run writes
+``benchmarks/results/<dataset>/<experiment>/<row>-seed<N>/manifest.json``: the command, the
+settings the run resolved, the commit, the machine, the date, the minutes and what it measured
+(with its training log beside it). ``python benchmarks/summarize.py`` turns the manifests into
+tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import tomllib
+
+from distill.benchmark.config import BenchmarkConfig
+from distill.environment import describe_environment, machine_line
+from distill.errors import DistillError
+from distill.settings import Settings, flag_of, setting_names, settings_fields
+from distill.student.config import StudentTrainConfig
+from distill.teacher.config import CacheConfig, TeacherTrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+COMMANDS: dict[str, type[Settings]] = {
+    "teacher-train": TeacherTrainConfig,
+    "teacher-cache": CacheConfig,
+    "student-train": StudentTrainConfig,
+    "benchmark": BenchmarkConfig,
+}
+
+
+@dataclass
+class Run:
+    """One command of the experiment: its place in the results and its settings."""
+
+    command: str
+    experiment: str
+    name: str
+    settings: dict
+    description: str = ""
+    out: Path = field(default_factory=Path)
+    """Where the command writes its artefact."""
+    results: Path = field(default_factory=Path)
+    """Where its manifest goes."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.experiment}/{self.name}"
+
+    def command_line(self) -> list[str]:
+        """``distill COMMAND --flag value ...``, the flags made from the settings' own declarations."""
+        cls = COMMANDS[self.command]
+        fields = {f.name: f for f in settings_fields(cls)}
+        words = ["distill", self.command]
+        for name, value in self.settings.items():
+            if name not in fields:
+                raise SystemExit(f"{self.key}: {self.command} has no setting {name!r}")
+            meta, flag = fields[name].metadata, flag_of(fields[name])
+            if meta["argument"]:
+                words.append(_relative(value))
+            elif isinstance(value, bool):
+                words.append(flag if value else f"--no-{flag[2:]}") if meta["on_off"] else words.extend([flag] * value)
+            elif isinstance(value, list) and meta["comma"]:
+                words += [flag, ",".join(map(str, value))]
+            elif isinstance(value, list):
+                for item in value:
+                    words += [flag, _relative(item)]
+            elif value is not None:
+                words += [flag, _relative(value)]
+        return words
+
+    def check(self) -> None:
+        """Name the settings as the command does, and refuse one it would refuse, before anything runs."""
+        cls = COMMANDS[self.command]
+        try:
+            self.settings = setting_names(cls, self.settings, self.key)
+            cls(**self.settings)
+        except DistillError as err:
+            raise SystemExit(f"{self.key}: {str(err).removeprefix(self.key + ': ')}") from None
+
+
+def _relative(value: object) -> str:
+    """A path beside the repository (``../shared/...``) or in it as a path relative to the repository,
+    as the commands run from there; anything else as it is."""
+    text = str(value)
+    path = Path(text)
+    if path.is_absolute() and path.is_relative_to(ROOT.parent):
+        return os.path.relpath(path, ROOT)
+    return text
+
+
+def with_overrides(spec: dict, overrides: list[str]) -> dict:
+    """The experiment with ``SECTION.KEY=VALUE`` settings laid over the file's (the last word wins)."""
+    sections = {"teacher": ("teacher",), "cache": ("cache",), "benchmark": ("benchmark",), "student": ("student",)}
+    for override in overrides:
+        target, _, value = override.partition("=")
+        section, _, key = target.partition(".")
+        if section not in sections or not key or not _:
+            raise SystemExit(f"--set {override}: expected SECTION.KEY=VALUE with SECTION one of {', '.join(sections)}")
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value  # a bare word: a string
+        spec.setdefault("overrides", {}).setdefault(section, {})[key] = parsed
+        if section != "student":
+            spec.setdefault(section, {})[key] = parsed
+    return spec
+
+
+def plan(spec: dict, work: Path, only: set[str] | None, seeds: list[int] | None, results: Path = RESULTS) -> list[Run]:
+    """The runs of an experiment file, in order: teacher, cache, rows."""
+    dataset = spec["dataset"]
+    defaults = spec.get("defaults", {})
+    teacher_dir, cache_dir = work / "teacher", work / "cache"
+    runs = [
+        Run(
+            "teacher-train",
+            "teacher",
+            "teacher",
+            {"data": spec["data"], **defaults.get("teacher-train", {}), **spec["teacher"], "out": teacher_dir},
+            "the dataset's teacher",
+        ),
+        Run(
+            "teacher-cache",
+            "cache",
+            "cache",
+            {"teacher": teacher_dir, "data": spec["data"], **spec["cache"], "out": cache_dir},
+            "the teacher over the training split and unlabeled text",
+        ),
+    ]
+    needs_teacher = False
+    for row in spec.get("rows", []):
+        if only is not None and row["name"] not in only:
+            continue
+        command = row.get("command", "student-train")
+        for seed in seeds or row.get("seeds", [13]):
+            settings = {**defaults.get(command, {}), **row.get("settings", {}), "seed": seed}
+            if command == "student-train":
+                settings |= spec.get("overrides", {}).get("student", {})
+            if command == "student-train":
+                if row.get("cache", True):
+                    settings["cache"] = cache_dir
+                    needs_teacher = True
+                else:
+                    settings["data"] = spec["data"]
+            else:
+                settings["data"] = spec["data"]
+            name = f"{row['name']}-seed{seed}"
+            settings["out"] = work / row["experiment"] / name
+            runs.append(Run(command, row["experiment"], name, settings, row.get("description", "")))
+    for run in runs:
+        run.out = Path(run.settings["out"])
+        run.settings.setdefault("resume", True)
+    if not needs_teacher and only != set():  # an empty --only asks for the teacher and its cache alone
+        runs = runs[2:]
+    for run in runs:
+        run.results = results / dataset / run.experiment / run.name
+    return [*runs, *_benchmark(spec, work, runs, results)] if "benchmark" in spec else runs
+
+
+def _benchmark(spec: dict, work: Path, runs: list[Run], results: Path) -> list[Run]:
+    names = spec["benchmark"].get("rows", [])
+    first = {}  # row name -> its run of the lowest seed
+    for run in runs:
+        row = run.name.rsplit("-seed", 1)[0]
+        if run.command == "student-train" and row in names and row not in first:
+            first[row] = run
+    teacher = [f"teacher={_relative(work / 'teacher')}"] if any(run.experiment == "teacher" for run in runs) else []
+    models = teacher + [f"{row}={_relative(first[row].out)}" for row in names if row in first]
+    settings = {k: v for k, v in spec["benchmark"].items() if k != "rows"}
+    out = results / spec["dataset"] / "report"
+    run = Run("benchmark", "report", "report", {"models": models, "data": spec["data"], **settings, "out": out})
+    run.out = run.results = out
+    return [run]
+
+
+def finished(run: Run) -> dict | None:
+    """What a finished run left: the model's config.json, the cache's index, the report."""
+    name = {"teacher-cache": "index.json", "benchmark": "report.json"}.get(run.command, "config.json")
+    path = run.out / name
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    complete = record.get("complete") if run.command == "teacher-cache" else record.get("training_complete", True)
+    return record if complete else None
+
+
+def execute(run: Run, log: Path, env: dict | None) -> float:
+    """Run the command; its output is appended to ``log``. Returns the minutes it took."""
+    words = run.command_line()
+    print("$ " + shlex.join(words), flush=True)
+    started = time.time()
+    with open(log, "a", encoding="utf-8") as out:
+        out.write("$ " + shlex.join(words) + "\n")
+        out.flush()
+        subprocess.run(
+            [sys.executable, "-m", "distill", *words[1:]], stdout=out, stderr=subprocess.STDOUT, check=True, env=env
+        )
+    return (time.time() - started) / 60
+
+
+def logged_minutes(out: Path) -> float | None:
+    """Minutes the epochs in a run's training log took (None without a log)."""
+    log = out / "train_log.jsonl"
+    if not log.is_file():
+        return None
+    return sum(json.loads(line)["seconds"] for line in log.read_text(encoding="utf-8").splitlines() if line) / 60
+
+
+def _commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return head.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path:
+    """<results>/<dataset>/<experiment>/<name>/manifest.json (and the run's log beside it)."""
+    record = finished(run) or {}
+    folder = run.results
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "command": shlex.join(run.command_line()),
+        "description": run.description,
+        "settings": record.get("training", {k: _relative(v) for k, v in run.settings.items()}),
+        "commit": _commit(),
+        "machine": machine_line(describe_environment()),
+        "threads": threads,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "minutes": round(minutes, 2) if minutes is not None else None,
+        "metrics": record.get("metrics"),
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    for name in ("train_log.jsonl",):
+        if (run.out / name).is_file():
+            shutil.copy(run.out / name, folder / name)
+    return folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiments", type=Path, help="benchmarks/experiments/<dataset>.toml")
+    parser.add_argument(
+        "--only", help="Comma-separated row names to run (default: every row; empty: the teacher and cache alone)."
+    )
+    parser.add_argument("--seeds", help="Comma-separated seeds for every row, instead of each row's own.")
+    parser.add_argument("--jobs", type=int, default=1, help="Student runs at a time (one thread each when > 1).")
+    parser.add_argument("--skip-benchmark", action="store_true")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "experiments")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="Where manifests and the report go.")
+    parser.add_argument("--dry-run", action="store_true", help="Print the commands still to run, and run none.")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="Change a setting for this call, over the file's: SECTION is teacher, cache, student (every "
+        "student-train run) or benchmark; VALUE is read as TOML (e.g. --set teacher.epochs=4).",
+    )
+    args = parser.parse_args()
+    spec = with_overrides(tomllib.loads(args.experiments.read_text(encoding="utf-8")), args.overrides)
+    if args.skip_benchmark:
+        spec.pop("benchmark", None)
+    work = args.work / spec["dataset"]
+    work.mkdir(parents=True, exist_ok=True)
+    only = {name for name in args.only.split(",") if name} if args.only is not None else None
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    runs = plan(spec, work, only, seeds, args.results)
+    for run in runs:
+        run.check()
+    if args.dry_run:
+        for run in runs:
+            print(("done: " if finished(run) else "") + shlex.join(run.command_line()))
+        return
+    log = work / "commands.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.jobs > 1 else None
+    threads = 1 if args.jobs > 1 else None
+
+    def attempt(run: Run) -> None:
+        if finished(run):
+            print(f"done: {run.key}", flush=True)
+            if not (run.results / "manifest.json").is_file():  # finished by an earlier call that was cut short
+                write_manifest(run, logged_minutes(run.out), None)
+            return
+        try:
+            minutes = execute(run, log, env if run.command == "student-train" else None)
+        except subprocess.CalledProcessError:
+            print(f"FAILED: {run.key} (see {log})", flush=True)  # the other runs go on
+            return
+        write_manifest(run, minutes, threads if run.command == "student-train" else None)
+
+    students = [run for run in runs if run.command == "student-train"]
+    for run in runs:
+        if run.command in ("teacher-train", "teacher-cache"):
+            attempt(run)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(attempt, students))
+    for run in runs:
+        if run.command == "benchmark":
+            attempt(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""benchmarks/experiment.py: an experiment file run end to end on tiny models, then skipped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+DRIVER = ROOT / "benchmarks" / "experiment.py"
+
+
+def _experiment(tmp_path: Path, tiny_teacher: dict) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        f"""
+dataset = "tiny"
+data = "{tiny_teacher["data"]}"
+
+[teacher]
+model = "{tiny_teacher["backbone"]}"
+epochs = 2
+batch_size = 8
+window = 10
+overlap = 4
+unlabeled = ["{tiny_teacher["raw"]}"]
+
+[cache]
+unlabeled = ["{tiny_teacher["raw"]}"]
+shard_size = 32
+
+[defaults.student-train]
+epochs = 2
+hidden = 8
+embedding_dim = 8
+char_vectors = "none"
+
+[[rows]]
+name = "distilled"
+experiment = "kd"
+description = "a distilled student"
+seeds = [13, 14]
+settings = {{ alpha = 0.5, T = 2.0 }}
+
+[[rows]]
+name = "gold"
+experiment = "no-teacher"
+cache = false
+seeds = [13]
+settings = {{ alpha = 1.0 }}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _drive(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(DRIVER), *map(str, args)], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+
+
+def test_an_experiment_runs_records_manifests_and_skips_what_is_done(tmp_path, tiny_teacher):
+    experiment, work, results = _experiment(tmp_path, tiny_teacher), tmp_path / "work", tmp_path / "results"
+    first = _drive(experiment, "--work", work, "--results", results)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.count("$ distill student-train") == 3 and "$ distill teacher-cache" in first.stdout
+    manifest = json.loads((results / "tiny" / "kd" / "distilled-seed14" / "manifest.json").read_text())
+    assert manifest["command"].startswith("distill student-train ") and "--T 2.0" in manifest["command"]
+    assert manifest["settings"]["seed"] == 14 and manifest["settings"]["temperature"] == 2.0
+    assert manifest["settings"]["char_vectors"] == "none" and manifest["settings"]["epochs"] == 2
+    assert 0 <= manifest["metrics"]["test"]["overall"]["f1"] <= 1 and manifest["minutes"] >= 0
+    assert len(manifest["commit"]) >= 40 and manifest["machine"] and manifest["date"]
+    assert (results / "tiny" / "kd" / "distilled-seed14" / "train_log.jsonl").is_file()
+    gold = json.loads((results / "tiny" / "no-teacher" / "gold-seed13" / "manifest.json").read_text())
+    assert "--data" in gold["command"] and "--cache" not in gold["command"]
+    assert (results / "tiny" / "teacher" / "teacher" / "manifest.json").is_file()
+
+    again = _drive(experiment, "--work", work, "--results", results)
+    assert again.returncode == 0 and "$ distill" not in again.stdout and again.stdout.count("done: ") == 5
+
+
+def test_a_bad_setting_is_refused_before_anything_runs(tmp_path, tiny_teacher):
+    experiment = _experiment(tmp_path, tiny_teacher)
+    experiment.write_text(experiment.read_text().replace("T = 2.0", "T = 0"), encoding="utf-8")
+    result = _drive(experiment, "--work", tmp_path / "work", "--results", tmp_path / "results")
+    assert result.returncode != 0 and "kd/distilled-seed13: --T must be above 0, got 0" in result.stderr
+    assert not (tmp_path / "work" / "tiny" / "teacher").exists()
+
+
+@pytest.mark.parametrize("name", ["resume", "weibo", "msra"])
+def test_the_committed_experiment_files_plan_valid_commands(name):
+    spec = tomllib.loads((ROOT / "benchmarks" / "experiments" / f"{name}.toml").read_text(encoding="utf-8"))
+    sys.path.insert(0, str(DRIVER.parent))
+    try:
+        from experiment import plan
+    finally:
+        sys.path.remove(str(DRIVER.parent))
+    runs = plan(spec, ROOT / "runs" / "experiments" / name, None, None)
+    for run in runs:
+        run.check()
+        assert run.command_line()[0] == "distill"
+    assert {"teacher", "cache"} <= {run.experiment for run in runs}
