@@ -1,13 +1,16 @@
 """Collect the per-dataset results into benchmarks/results/README.md.
 
 Usage: python benchmarks/summarize.py
-Reads benchmarks/results/<dataset>/{teacher.json, students.json, report/report.json}; writes a
-summary that links to each file. Reports only what those files hold.
+Reads the run manifests that benchmarks/experiment.py writes
+(benchmarks/results/<dataset>/<experiment>/<row>-seed<N>/manifest.json) and the files of earlier
+runs (<dataset>/{teacher.json, students.json, report/report.json}); writes a summary that links
+to each file. Reports only what those files hold.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -23,6 +26,41 @@ def _other_runs(dataset: str, name: str) -> list[Path]:
     """``name`` in each of the dataset's folders (``earlier-*``, ``gpu-h200``, ...): the tables and
     reports of runs on other machines or with other teachers than the dataset's own files."""
     return sorted((RESULTS / dataset).glob(f"*/{name}"))
+
+
+def manifest_tables() -> list[str]:
+    """A table per dataset and experiment from its manifests: one line per row, its seeds together."""
+    lines = []
+    for folder in sorted({p.parent.parent for p in RESULTS.glob("*/*/*/manifest.json")}):
+        rows: dict[str, list[tuple[dict, Path]]] = {}
+        for path in sorted(folder.glob("*/manifest.json")):
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            rows.setdefault(path.parent.name.rsplit("-seed", 1)[0], []).append((manifest, path))
+        lines += [
+            f"### {folder.relative_to(RESULTS)}",
+            "",
+            "| row | test F1 per seed | mean +- std | dev F1 (mean) | minutes per run | machine | commit |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row, runs in rows.items():
+            scored = [(m, p) for m, p in runs if (m.get("metrics") or {}).get("test")]
+            if not scored:
+                continue
+            f1s = [m["metrics"]["test"]["overall"]["f1"] * 100 for m, _ in scored]
+            links = ", ".join(f"[{f1:.2f}](./{p.relative_to(RESULTS)})" for f1, (_, p) in zip(f1s, scored))
+            spread = f" +- {statistics.stdev(f1s):.2f}" if len(f1s) > 1 else ""
+            dev = statistics.fmean(m["metrics"]["dev_f1"] * 100 for m, _ in scored)
+            minutes = [m["minutes"] for m, _ in scored if m.get("minutes") is not None]
+            first = scored[0][0]
+            lines.append(
+                f"| {row}: {first.get('description', '')} | {links} | {statistics.fmean(f1s):.2f}{spread} | {dev:.2f} "
+                f"| {statistics.fmean(minutes):.1f} | {first['machine']} | {first['commit'][:10]} |"
+                if minutes
+                else f"| {row} | {links} | {statistics.fmean(f1s):.2f}{spread} | {dev:.2f} | - | {first['machine']} | "
+                f"{first['commit'][:10]} |"
+            )
+        lines.append("")
+    return lines
 
 
 def main() -> None:
@@ -60,6 +98,18 @@ def main() -> None:
                 f"| {label} | {o['precision'] * 100:.2f} | {o['recall'] * 100:.2f} | {o['f1'] * 100:.2f} | "
                 f"{PUBLISHED[name][0]} | {epochs} | {per_epoch} | {run['machine']} | `{run['command']}` |"
             )
+    manifests = manifest_tables()
+    if manifests:
+        lines += [
+            "",
+            "## Experiments (from run manifests)",
+            "",
+            "Each row's seeds, from the `manifest.json` that `python benchmarks/experiment.py` wrote for each run "
+            "(command, resolved settings, commit, machine, minutes); the experiment files are in "
+            "[benchmarks/experiments](../experiments).",
+            "",
+            *manifests,
+        ]
     lines += ["", "## Students", ""]
     for name in DATASETS:
         students = _load(RESULTS / name / "students.json")
