@@ -20,7 +20,7 @@ from distill.data import Sentence
 from .artifacts import read_config
 from .errors import DistillError
 from .metrics import EntityScores
-from .tagging import Entity, predict_entities
+from .tagging import Entity, ScoredTagger, predict_entities
 
 STUDENT_MAX_LEN = 256
 """A BiLSTM reads any length; long texts are still cut at sentence ends, so batches stay even."""
@@ -39,10 +39,14 @@ class Model:
     """Text is cut into sentences of at most this many characters before tagging."""
     workers: int = 1
     """Batches tagged at once on threads (the ONNX runtime runs one per core, each on one core)."""
+    scored: ScoredTagger | None = None
+    """The tagger that also returns emissions, with the CRF's scores: for entity confidences."""
 
-    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[Entity]]:
-        """Entities of each text, with offsets into that text."""
-        return predict_entities(texts, self.tag_ids, self.labels, self.max_len, batch_size, self.workers)
+    def predict(self, texts: Sequence[str], batch_size: int = 64, confidence: bool = True) -> list[list[Entity]]:
+        """Entities of each text, with offsets into that text and (``confidence``) the CRF's
+        probability of each (:mod:`distill.confidence`)."""
+        scored = self.scored if confidence else None
+        return predict_entities(texts, self.tag_ids, self.labels, self.max_len, batch_size, self.workers, scored)
 
     def tag(self, texts: Sequence[str]) -> list[list[str]]:
         """One tag per character of each (non-empty) text."""
@@ -99,7 +103,8 @@ def load_model(
         from distill.student.onnx_runtime import OnnxStudent
 
         onnx = OnnxStudent(directory, onnx_dir, threads, int8=runtime == "onnx-int8")
-        return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len, onnx.workers)
+        scored = (onnx.tag_scores, onnx.confidence_scores())
+        return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len, onnx.workers, scored)
 
     from .training import resolve_device
 
@@ -119,7 +124,10 @@ def load_model(
     if runtime == "int8":
         for part in getattr(model, "members", [model]):  # an ensemble's teachers, each
             part.net = quantize_int8(part.net)
-    return Model(kind, model.labels, model.config, model.tag_ids, max_len)
+    crf = model.net.crf if kind == "student" else model.crf
+    return Model(
+        kind, model.labels, model.config, model.tag_ids, max_len, scored=(model.tag_scores, crf.confidence_scores())
+    )
 
 
 def quantize_int8(net):

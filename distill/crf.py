@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torchcrf
 
 from . import viterbi
+from .confidence import CrfScores
 
 
 def _identity_moves(moves: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -103,6 +105,18 @@ class CRF(torchcrf.CRF):
         paths = viterbi_paths(emissions.float(), mask.bool(), start.float(), trans.float(), end.float())
         lengths = mask.sum(1).tolist()
         return [row[:n] for row, n in zip(paths.tolist(), lengths)]
+
+    @torch.no_grad()
+    def scored_decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[tuple[list[int], np.ndarray]]:
+        """Each sentence's best path (constrained) with its emissions as a float32 array [L, K], for
+        entity confidences (:mod:`distill.confidence`)."""
+        paths = self.decode(emissions, mask)
+        arrays = emissions.float().cpu().numpy()
+        return [(path, arrays[i, : len(path)]) for i, path in enumerate(paths)]
+
+    def confidence_scores(self) -> CrfScores:
+        """The scores decoding uses (constraints included), as numpy, for entity confidences."""
+        return CrfScores(*(x.detach().double().cpu().numpy() for x in self.scores(constrained=True)))
 
     # -- forward-backward --------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Text is split at sentence ends (and capped in length), each piece tagged, and every entity's
 offsets mapped back into the original string: ``text[start:end] == entity.text``.
-Imports numpy only (through ``data``): the torch-free deployment predicts through it.
+Imports numpy only: the torch-free deployment predicts through it.
 """
 
 from __future__ import annotations
@@ -11,8 +11,16 @@ import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from typing import TypeVar
+
+import numpy as np
 
 from distill.data import SpanReader, bucket_batches, split_sentences
+
+from .confidence import CrfScores
+
+Tagged = TypeVar("Tagged")
+"""What a tagger returns per text: label indices, or label indices with emissions."""
 
 PADDED_CHARS_PER_SENTENCE = 64
 """A batch of N sentences holds at most N * 64 padded characters, so a few long sentences do not
@@ -29,8 +37,8 @@ Viterbi decode cost what they pad, and sentences of one length are many, so batc
 
 
 def tag_in_batches(
-    tag_ids: Callable[[list[str]], list[list[int]]], texts: Sequence[str], batch_size: int, workers: int = 1
-) -> list[list[int]]:
+    tag_ids: Callable[[list[str]], list[Tagged]], texts: Sequence[str], batch_size: int, workers: int = 1
+) -> list[Tagged]:
     """``tag_ids`` over length-bucketed batches of ``texts``, results in the original order.
 
     A batch holds at most ``batch_size`` sentences and ``batch_size * PADDED_CHARS_PER_SENTENCE``
@@ -40,12 +48,12 @@ def tag_in_batches(
     ``tag_ids`` releases the GIL for most of its time (onnxruntime and numpy do) and runs each
     batch on one core, so one batch's network overlaps another's decoding.
     """
-    results: list[list[int]] = [[] for _ in texts]
+    results: list = [None for _ in texts]
     max_tokens = min(batch_size * PADDED_CHARS_PER_SENTENCE, MAX_BATCH_CHARS // max(1, workers))
     lengths = [len(t) for t in texts]
     batches = list(bucket_batches(lengths, batch_size, max_tokens=max_tokens, max_padding=MAX_PADDING))
 
-    def tag_batch(batch: list[int]) -> list[list[int]]:
+    def tag_batch(batch: list[int]) -> list[Tagged]:
         return tag_ids([texts[i] for i in batch])
 
     if workers > 1 and len(batches) > 1:
@@ -79,9 +87,18 @@ class Entity:
     """Offset of the first character in the input text."""
     end: int
     """Offset one past the last character (``text[start:end]``)."""
+    confidence: float | None = None
+    """The CRF's probability that this span carries exactly these tags (:mod:`distill.confidence`)."""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        record = asdict(self)
+        if self.confidence is not None:
+            record["confidence"] = round(self.confidence, 4)
+        return record
+
+
+ScoredTagger = tuple[Callable[[list[str]], list[tuple[list[int], np.ndarray]]], CrfScores]
+"""A tagger that returns each text's label indices with its emissions [L, K], and its CRF's scores."""
 
 
 def predict_entities(
@@ -91,16 +108,27 @@ def predict_entities(
     max_len: int | None = None,
     batch_size: int = 64,
     workers: int = 1,
+    scored: ScoredTagger | None = None,
 ) -> list[list[Entity]]:
     """Entities of each text. ``tag_ids`` tags a batch of non-empty strings with label indices;
-    ``workers`` batches are tagged at once (see :func:`tag_in_batches`)."""
+    ``workers`` batches are tagged at once (see :func:`tag_in_batches`). With ``scored``, its
+    tagger is used instead and each entity carries its confidence."""
     pieces: list[tuple[int, int, str]] = []  # (text index, offset of the piece, piece)
     for i, text in enumerate(texts):
         pieces.extend((i, start, text[start:end]) for start, end in split_sentences(text, max_len))
-    tagged = tag_in_batches(tag_ids, [p[2] for p in pieces], batch_size, workers)
+    piece_texts = [p[2] for p in pieces]
+    if scored is None:
+        tagged, emissions = tag_in_batches(tag_ids, piece_texts, batch_size, workers), [None] * len(pieces)
+    else:
+        results = tag_in_batches(scored[0], piece_texts, batch_size, workers)
+        tagged, emissions = [path for path, _ in results], [x for _, x in results]
     entities: list[list[Entity]] = [[] for _ in texts]
-    for (i, offset, _), spans in zip(pieces, _span_reader(tuple(labels)).spans_of(tagged)):
-        for span in spans:
+    all_spans = _span_reader(tuple(labels)).spans_of(tagged)
+    for (i, offset, _), spans, path, x in zip(pieces, all_spans, tagged, emissions):
+        confidences = [None] * len(spans)
+        if scored is not None:
+            confidences = scored[1].span_probabilities(x, [(span.start, path[span.start : span.end]) for span in spans])
+        for span, confidence in zip(spans, confidences):
             start, end = offset + span.start, offset + span.end
-            entities[i].append(Entity(span.type, texts[i][start:end], start, end))
+            entities[i].append(Entity(span.type, texts[i][start:end], start, end, confidence))
     return entities

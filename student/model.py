@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -109,6 +110,10 @@ class Student:
     def tag_ids(self, texts: Sequence[str]) -> list[list[int]]:
         emissions, mask = self.emissions(texts)
         return self.net.crf.decode(emissions, mask)
+
+    def tag_scores(self, texts: Sequence[str]) -> list[tuple[list[int], np.ndarray]]:
+        """Each text's label indices with its emissions [L, K], for entity confidences."""
+        return self.net.crf.scored_decode(*self.emissions(texts))
 
     def save(self, directory: Path, extra: dict | None = None) -> dict:
         state = module_weights(self.net)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from distill.artifacts import WEIGHTS, read_config, sha256_file
+from distill.confidence import CrfScores
 from distill.data import allowed_transitions
 from distill.errors import DistillError
 from distill.viterbi import Viterbi, transition_penalties
@@ -95,6 +96,16 @@ class OnnxStudent:
         arrays = self.featurizer.encode(texts)
         (emissions,) = self.session.run(None, {name: arrays[name] for name in self.inputs})
         return emissions, arrays["lengths"]
+
+    def tag_scores(self, texts: Sequence[str]) -> list[tuple[list[int], np.ndarray]]:
+        """Each text's label indices with its emissions [L, K], for entity confidences."""
+        emissions, lengths = self.emissions(texts)
+        paths = self.viterbi.decode(emissions, lengths)
+        return [(path, emissions[i, : len(path)]) for i, path in enumerate(paths)]
+
+    def confidence_scores(self) -> CrfScores:
+        """The scores decoding uses (constraints included)."""
+        return CrfScores(self.viterbi.start, self.viterbi.transitions, self.viterbi.end)
 
     def tag_ids(self, texts: Sequence[str]) -> list[list[int]]:
         emissions, lengths = self.emissions(texts)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from distill.artifacts import CONFIG, FORMAT_VERSION, atomic_write_json, fingerprint, member_dirs, read_config, versions
@@ -57,6 +58,10 @@ class TeacherEnsemble:
     def tag_ids(self, texts: Sequence[str]) -> list[list[int]]:
         emissions, mask = self.emissions(texts)
         return self.crf.decode(emissions, mask)
+
+    def tag_scores(self, texts: Sequence[str]) -> list[tuple[list[int], np.ndarray]]:
+        """Each text's label indices with its emissions [L, K], for entity confidences."""
+        return self.crf.scored_decode(*self.emissions(texts))
 
 
 def load_teacher(

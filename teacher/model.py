@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -132,6 +133,10 @@ class Teacher:
     def tag_ids(self, texts: Sequence[str]) -> list[list[int]]:
         emissions, mask = self.emissions(texts)
         return self.crf.decode(emissions, mask)
+
+    def tag_scores(self, texts: Sequence[str]) -> list[tuple[list[int], np.ndarray]]:
+        """Each text's label indices with its emissions [L, K], for entity confidences."""
+        return self.crf.scored_decode(*self.emissions(texts))
 
     def save(self, directory: Path, extra: dict | None = None, tokenizer=None) -> dict:
         """Write the teacher directory; ``extra`` (training arguments, metrics) goes into config.json."""

@@ -31,7 +31,8 @@ def cli_options(**settings: object) -> list[str]:
 
 def predicted_lines(result, texts: list[str]) -> list[dict]:
     """The JSON lines of a ``distill predict`` run over ``texts``, checked: one line per text, in
-    order, each entity's offsets spanning its own text in the original string."""
+    order, each entity's offsets spanning its own text in the original string and its confidence a
+    probability; returned with the confidences taken out."""
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["text"] for line in lines] == texts
@@ -39,6 +40,7 @@ def predicted_lines(result, texts: list[str]) -> list[dict]:
         for entity in line["entities"]:
             assert line["text"][entity["start"] : entity["end"]] == entity["text"]
             assert entity["end"] > entity["start"]
+            assert 0 < entity.pop("confidence") <= 1
     return lines
 
 
