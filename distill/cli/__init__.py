@@ -23,6 +23,7 @@ COMMANDS = {
     "student-train": ".student_commands:student_train",
     "evaluate": ".model_commands:evaluate",
     "predict": ".model_commands:predict",
+    "serve": ".serve_commands:serve",
     "export": ".export_commands:export",
     "benchmark": ".benchmark_commands:benchmark",
     "demo": ".demo_commands:demo",
@@ -87,6 +88,7 @@ def cli(debug: bool) -> None:
       distill export S --format onnx               export the student for torch-free serving
       distill benchmark --model T --model S ...    F1, latency, memory: which one to deploy
       distill predict S "文本"                      tag text with any teacher or student
+      distill serve S                              serve it over HTTP
     `distill demo` runs all of it on the embedded default data.
     """
 

@@ -1,0 +1,157 @@
+"""distill serve: status codes, micro-batching, confidences, and SIGTERM with a request in flight."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from distill.api import load_model
+from distill.serve import ServeConfig, create_app
+from distill.student.config import StudentTrainConfig
+from distill.student.export import export_onnx
+from distill.student.train import train_student
+
+TEXTS = ["张三在北京工作。", "李四是公司的人"]
+
+
+@pytest.fixture(scope="module")
+def served_student(tiny_teacher, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("serve") / "student"
+    train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], epochs=4, hidden=8, embedding_dim=16))
+    export_onnx(out)
+    return out
+
+
+def _client(student: Path, **settings) -> TestClient:
+    cfg = ServeConfig(model=student, **settings)
+    return TestClient(create_app(load_model(student, runtime="onnx", threads=1), cfg))
+
+
+def test_predict_answers_what_the_api_predicts_with_confidences(served_student):
+    expected = load_model(served_student, runtime="onnx", threads=1).predict(TEXTS)
+    with _client(served_student) as client:
+        response = client.post("/predict", json={"texts": TEXTS})
+        assert response.status_code == 200
+        results = response.json()["results"]
+        assert [r["text"] for r in results] == TEXTS
+        assert [r["entities"] for r in results] == [[e.as_dict() for e in row] for row in expected]
+        assert all(0 < e["confidence"] <= 1 for r in results for e in r["entities"])
+        assert client.post("/predict", json={"texts": []}).json() == {"results": []}
+        health = client.get("/health").json()
+        assert health["status"] == "ok" and health["requests"] == 1
+        metadata = client.get("/metadata").json()
+        assert metadata["runtime"] == "onnx" and metadata["kind"] == "student" and len(metadata["fingerprint"]) == 16
+        assert "O" in metadata["labels"] and metadata["version"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "not JSON"),
+        (b'{"texts": "one string"}', 400, "a list of strings"),
+        (b'{"texts": [1, 2]}', 400, "a list of strings"),
+        (b"[]", 400, "a list of strings"),
+        (json.dumps({"texts": ["x"] * 5}).encode(), 413, "5 texts; at most 4"),
+        (json.dumps({"texts": ["字" * 30]}).encode(), 413, "a text of 30 characters; at most 20"),
+        (json.dumps({"texts": ["x" * 250]}).encode(), 413, "at most 200"),
+        (b"[" * 100_000 + b"]" * 100_000, 413, "at most 200"),
+    ],
+)
+def test_bad_requests_get_their_status_and_a_message(served_student, body, status, message):
+    with _client(served_student, max_texts=4, max_text_chars=20, max_body_bytes=200) as client:
+        response = client.post("/predict", content=body)
+        assert response.status_code == status and message in response.json()["error"]
+        assert client.get("/health").json()["status"] == "ok"
+
+
+def test_nested_json_within_the_body_limit_is_a_400_not_a_crash(served_student):
+    with _client(served_student) as client:
+        response = client.post("/predict", content=b"[" * 50_000 + b"]" * 50_000)
+        assert response.status_code == 400
+
+
+def test_concurrent_requests_are_tagged_as_one_batch(served_student):
+    with _client(served_student, batch_window_ms=500) as client:
+        answers = []
+        threads = [
+            threading.Thread(target=lambda t=t: answers.append(client.post("/predict", json={"texts": [t]})))
+            for t in TEXTS
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert [a.status_code for a in answers] == [200, 200]
+        health = client.get("/health").json()
+        assert health["requests"] == 2 and health["batches"] == 1 and health["largest_batch"] == 2
+    with _client(served_student, batch_window_ms=0) as client:  # no window: each request alone
+        client.post("/predict", json={"texts": [TEXTS[0]]})
+        client.post("/predict", json={"texts": [TEXTS[1]]})
+        assert client.get("/health").json()["batches"] == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_sigterm_lets_the_request_in_flight_finish(served_student):
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distill",
+            "serve",
+            str(served_student),
+            "--port",
+            str(port),
+            "--batch-window-ms",
+            "1500",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.time() + 60
+        while True:  # wait until it listens
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, server.communicate()
+                time.sleep(0.2)
+        answer = {}
+
+        def ask() -> None:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/predict", data=json.dumps({"texts": TEXTS}).encode(), method="POST"
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                answer["status"], answer["body"] = response.status, json.loads(response.read())
+
+        client = threading.Thread(target=ask)
+        client.start()
+        time.sleep(0.5)  # the request now waits in its 1.5 s batch window
+        server.send_signal(signal.SIGTERM)
+        client.join(timeout=30)
+        assert answer.get("status") == 200 and len(answer["body"]["results"]) == 2
+        # uvicorn re-raises the signal once it has shut down gracefully, as a supervisor expects
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if server.poll() is None:
+            server.kill()
