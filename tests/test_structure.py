@@ -23,6 +23,7 @@ CORE = {
     "distill",  # the package itself holds only its version
     "distill.artifacts",
     "distill.cache",
+    "distill.confidence",
     "distill.checkpoint",
     "distill.crf",
     "distill.environment",
