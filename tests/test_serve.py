@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -21,6 +18,7 @@ from distill.serve import ServeConfig, create_app
 from distill.student.config import StudentTrainConfig
 from distill.student.export import export_onnx
 from distill.student.train import train_student
+from tests.tiny import free_port, started_server
 
 TEXTS = ["张三在北京工作。", "李四是公司的人"]
 
@@ -101,40 +99,11 @@ def test_concurrent_requests_are_tagged_as_one_batch(served_student):
         assert client.get("/health").json()["batches"] == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_sigterm_lets_the_request_in_flight_finish(served_student):
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "distill",
-            "serve",
-            str(served_student),
-            "--port",
-            str(port),
-            "--batch-window-ms",
-            "1500",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    port = free_port()
+    command = [sys.executable, "-m", "distill", "serve", served_student, "--port", port, "--batch-window-ms", 1500]
+    server = started_server(command, port)
     try:
-        deadline = time.time() + 60
-        while True:  # wait until it listens
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                assert time.time() < deadline and server.poll() is None, server.communicate()
-                time.sleep(0.2)
         answer = {}
 
         def ask() -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.tiny import source_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,17 +107,8 @@ def test_the_layer_check_sees_a_violation(tmp_path):
     assert _layer("distill.teacher.model") not in ALLOWED[_layer("distill.crf")]
 
 
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True)
-    return path
-
-
 def test_the_wheel_installs_one_top_level_package_that_runs_beside_a_users_data_package(tmp_path):
-    source = tmp_path / "source"  # a copy: building in place would leave build/ in the repository
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name if source.exists() else _mkdir(source) / name)
-    for folder in PACKAGES:
-        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    source = source_copy(tmp_path / "source")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", tmp_path, source],
         check=True,

@@ -82,3 +82,44 @@ def tiny_corpus(directory: Path, n_train: int = 60, seed: int = 0) -> Path:
             lines += [f"{c}\t{t}" for c, t in zip(chars, tags)] + [""]
         (directory / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return directory
+
+
+def source_copy(directory: Path) -> Path:
+    """The files a build of distill reads, copied to ``directory`` (building in the repository
+    itself would leave build/ and *.egg-info there)."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    directory.mkdir(parents=True)
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(root / name, directory / name)
+    for folder in ("distill", "data", "teacher", "student"):
+        shutil.copytree(root / folder, directory / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return directory
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def started_server(command: list, port: int, timeout: float = 60):
+    """``command`` (a ``distill serve`` line) running, once it answers on ``port``."""
+    import subprocess
+    import time
+    import urllib.request
+
+    server = subprocess.Popen([str(c) for c in command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+            return server
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                raise AssertionError(f"the server did not start: {server.communicate()}") from None
+            time.sleep(0.2)

