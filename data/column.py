@@ -101,6 +101,9 @@ def read_column(path: str | Path, report: ReadReport | None = None) -> Iterator[
         fields = parser.fields(line, lineno)
         char = parser.char(fields[0], lineno, report)
         tag = fields[-1]
+        if tag != tag.rstrip(" "):
+            report.count("spaces after the tag removed", line=lineno)
+            tag = tag.rstrip(" ")
         if tag == "":
             report.count("empty tag -> O", line=lineno)
             tag = "O"

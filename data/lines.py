@@ -22,11 +22,14 @@ class LineRepairs:
     """Lines whose emoji were stored as surrogate pairs (CESU-8) and were joined back."""
     replaced_lines: list[int] = field(default_factory=list)
     """Lines with bytes that are not UTF-8 at all, replaced by U+FFFD."""
+    byte_order_mark: bool = False
+    """The file began with a UTF-8 byte-order mark (as Windows editors write), removed."""
 
     def as_counts(self) -> dict[str, int]:
         counts = {
             "CESU-8 surrogate pairs joined into one character (lines)": len(self.cesu8_lines),
             "invalid UTF-8 bytes replaced by U+FFFD (lines)": len(self.replaced_lines),
+            "UTF-8 byte-order mark removed": int(self.byte_order_mark),
         }
         return {k: v for k, v in counts.items() if v}
 
@@ -55,11 +58,20 @@ def _decodes_surrogates(raw: bytes) -> bool:
         return False
 
 
+def _raw_lines(handle) -> Iterator[bytes]:
+    """The lines of a binary file without their endings: LF, CRLF, or CR alone (old Mac files)."""
+    for chunk in handle:
+        body = chunk[:-1] if chunk.endswith(b"\n") else chunk
+        body = body[:-1] if body.endswith(b"\r") and chunk.endswith(b"\n") else body
+        yield from body.split(b"\r") if b"\r" in body else (body,)
+
+
 def read_lines(path: str | Path, repairs: LineRepairs | None = None) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` for each line of ``path``, line endings (LF or CRLF) removed.
+    """``(line number, text)`` for each line of ``path``, line endings (LF, CRLF or CR) removed.
 
     Streams: one line in memory at a time. A NUL byte means the file is not text and stops
-    reading with a ``DataError`` that names the line.
+    reading with a ``DataError`` that names the line. A leading UTF-8 byte-order mark is removed
+    (and counted; refused under ``strict``).
     """
     repairs = repairs if repairs is not None else LineRepairs()
     try:
@@ -67,10 +79,17 @@ def read_lines(path: str | Path, repairs: LineRepairs | None = None) -> Iterator
     except OSError as err:
         raise DataError(f"cannot open: {err.strerror or err}", path) from None
     with handle:
-        for lineno, raw in enumerate(handle, start=1):
+        for lineno, raw in enumerate(_raw_lines(handle), start=1):
             if b"\x00" in raw:
                 raise DataError("contains a NUL byte: expected a text file (UTF-8), this looks binary", path, lineno)
-            text = decode_line(raw.rstrip(b"\n").rstrip(b"\r"), lineno, repairs)
+            body = raw
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                if repairs.strict:
+                    raise DataError(
+                        "starts with a UTF-8 byte-order mark; refused because repairs are off (--strict)", path, 1
+                    )
+                body, repairs.byte_order_mark = raw[3:], True
+            text = decode_line(body, lineno, repairs)
             if repairs.strict and lineno in (repairs.cesu8_lines[-1:] + repairs.replaced_lines[-1:]):
                 raise DataError(
                     "not valid UTF-8; refused because repairs are off (--strict): expected UTF-8 text", path, lineno

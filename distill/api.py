@@ -11,6 +11,7 @@ the rest of ``distill`` (the shared core) imports neither.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from distill.data import Sentence
 from .artifacts import read_config
 from .errors import DistillError
 from .metrics import EntityScores
-from .tagging import Entity, ScoredTagger, predict_entities
+from .tagging import Entity, Runtime, ScoredTagger, predict_entities
 
 STUDENT_MAX_LEN = 256
 """A BiLSTM reads any length; long texts are still cut at sentence ends, so batches stay even."""
@@ -71,7 +72,7 @@ class Model:
         return evaluate(self.tag_ids, gold, self.labels, batch_size)[0]
 
 
-RUNTIMES = ("torch", "bf16", "int8", "onnx", "onnx-int8")
+RUNTIMES = typing.get_args(Runtime)
 """torch: the saved model in float32; bf16: a teacher's encoder under bf16 autocast (fast where the
 hardware has bf16: CUDA, CPUs with AVX512-BF16 or AMX); int8: PyTorch dynamic INT8 quantisation of
 its Linear and LSTM layers, made at load time (CPU only); onnx: a student's ONNX export on

@@ -18,13 +18,11 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from . import __version__
 from .artifacts import fingerprint
 from .settings import Settings, setting
-
-Runtime = Literal["torch", "bf16", "int8", "onnx", "onnx-int8"]
+from .tagging import Runtime, json_line
 
 
 @dataclass(kw_only=True)
@@ -131,8 +129,12 @@ def create_app(model, cfg: ServeConfig):
 
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse as StarletteJSON
     from starlette.routing import Route
+
+    class JSONResponse(StarletteJSON):
+        def render(self, content: object) -> bytes:
+            return json_line(content).encode("utf-8")
 
     batcher: MicroBatcher | None = None
     metadata = {

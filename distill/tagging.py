@@ -8,16 +8,20 @@ Imports numpy only: the torch-free deployment predicts through it.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 
 from distill.data import SpanReader, bucket_batches, split_sentences
 
 from .confidence import CrfScores
+
+Runtime = Literal["torch", "bf16", "int8", "onnx", "onnx-int8"]
+"""How a model runs (:data:`distill.api.RUNTIMES` says what each is)."""
 
 Tagged = TypeVar("Tagged")
 """What a tagger returns per text: label indices, or label indices with emissions."""
@@ -132,3 +136,14 @@ def predict_entities(
             start, end = offset + span.start, offset + span.end
             entities[i].append(Entity(span.type, texts[i][start:end], start, end, confidence))
     return entities
+
+
+def json_line(record: object) -> str:
+    """``record`` as one line of JSON, Chinese as itself; a text that UTF-8 cannot carry (a lone
+    surrogate) is written with ``\\u`` escapes instead, so one odd text never fails its whole batch."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(record)
+    return line

@@ -46,8 +46,9 @@ def word_positions(text: str) -> list[int]:
 
 
 def _code_points(text: str) -> np.ndarray:
-    """[len(text)] int64 Unicode code points."""
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    """[len(text)] int64 Unicode code points (a lone surrogate as its own code point, so an unknown
+    character rather than an error)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
 
 
 class _Lookup:

@@ -60,6 +60,22 @@ def test_i_without_b_is_repaired_and_counted(write):
     assert report.repairs == {"I-PER -> B-PER": 1}
 
 
+def test_cr_only_line_endings_are_line_breaks(write):
+    path = write("mac.txt", b"\xe5\xbc\xa0\tB-PER\r\xe4\xb8\x89\tE-PER\r\r\xe5\x9c\xa8\tO\r")
+    sentences, report = read(path)
+    assert [s.text for s in sentences] == ["张三", "在"] and sentences[0].tags == ["B-PER", "E-PER"]
+    assert [s.line for s in sentences] == [1, 4] and report.repairs == {}
+
+
+def test_a_byte_order_mark_and_spaces_after_a_tag_are_removed_and_counted(write):
+    path = write("windows.txt", "\ufeff张\tB-PER  \r\n三\tE-PER\r\n")
+    sentences, report = read(path)
+    assert sentences[0].text == "张三" and sentences[0].tags == ["B-PER", "E-PER"]
+    assert report.repairs == {"spaces after the tag removed": 1, "UTF-8 byte-order mark removed": 1}
+    with pytest.raises(DataError, match=r"windows.txt, line 1: starts with a UTF-8 byte-order mark"):
+        list(read_column(path, ReadReport(str(path), strict=True)))
+
+
 def test_bad_utf8_cesu8_emoji_is_joined(write):
     emoji = "😀".encode("utf-16-le")
     high, low = (int.from_bytes(emoji[i : i + 2], "little") for i in (0, 2))

@@ -124,3 +124,23 @@ def test_sigterm_lets_the_request_in_flight_finish(served_student):
     finally:
         if server.poll() is None:
             server.kill()
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_a_lone_surrogate_is_an_unknown_character_not_an_error(served_student, runtime):
+    texts = ["张三\ud800在北京", "李四"]
+    model = load_model(served_student, runtime=runtime, threads=1)
+    assert len(model.predict(texts)) == 2
+    with _client(served_student) as client:
+        response = client.post("/predict", content=json.dumps({"texts": texts}).encode())
+        assert response.status_code == 200 and response.json()["results"][0]["text"] == texts[0]
+
+
+def test_predict_on_an_empty_input_file_answers_nothing(served_student, tmp_path):
+    from click.testing import CliRunner
+
+    from distill.cli import cli
+
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["predict", str(served_student), "--input", str(tmp_path / "empty.txt")])
+    assert result.exit_code == 0 and result.output == ""

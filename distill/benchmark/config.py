@@ -8,8 +8,7 @@ from typing import Literal
 
 from distill.errors import DistillError
 from distill.settings import Settings, setting
-
-Variant = Literal["torch", "bf16", "int8", "onnx", "onnx-int8"]
+from distill.tagging import Runtime
 
 
 def model_entry(value: str | tuple[str, Path]) -> tuple[str, Path]:
@@ -31,7 +30,7 @@ class BenchmarkConfig(Settings):
     devices: list[Literal["cpu", "cuda"]] = setting(
         ["cpu"], flag="--device", comma=True, help="Comma-separated: cpu, cuda."
     )
-    variants: list[Variant] = setting(
+    variants: list[Runtime] = setting(
         ["torch", "bf16", "int8", "onnx", "onnx-int8"], comma=True, help="Comma-separated runtimes to measure."
     )
     max_f1_drop: float = setting(1.0, min=0, help="F1 points the recommendation may give up for speed.")

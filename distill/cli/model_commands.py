@@ -8,6 +8,9 @@ from pathlib import Path
 
 import click
 
+from distill.api import RUNTIMES
+from distill.tagging import json_line
+
 from .table import render_table
 
 
@@ -59,7 +62,7 @@ def evaluate(model_dir: Path, data: str | None, split: str, batch_size: int, dev
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option(
     "--runtime",
-    type=click.Choice(["torch", "bf16", "int8", "onnx", "onnx-int8"]),
+    type=click.Choice(RUNTIMES),
     default="torch",
     show_default=True,
     help="onnx: a student's ONNX export on onnxruntime, never importing torch; onnx-int8: the same, "
@@ -69,8 +72,9 @@ def evaluate(model_dir: Path, data: str | None, split: str, batch_size: int, dev
 def predict(model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int, device: str, runtime: str) -> None:
     """Tag TEXTS (or each line of --input) with MODEL_DIR; print one JSON line per text.
 
-    Each line is {"text": ..., "entities": [{"type", "text", "start", "end"}]} with character
-    offsets into the text (end exclusive), whatever its length, spaces or symbols.
+    Each line is {"text": ..., "entities": [{"type", "text", "start", "end", "confidence"}]} with
+    character offsets into the text (end exclusive), whatever its length, spaces or symbols, and
+    the model's probability that the entity's span carries exactly its tags.
 
     \b
     Examples:
@@ -83,9 +87,9 @@ def predict(model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int
     inputs = list(texts)
     if input_file is not None:
         inputs += [line.rstrip("\r\n") for line in input_file]
-    if not inputs:
+    if not inputs and input_file is None:
         raise click.UsageError("give TEXTS or --input FILE")
     model = load_model(model_dir, device, runtime)
     out = sys.stdout
     for text, entities in zip(inputs, model.predict(inputs, batch_size)):
-        out.write(json.dumps({"text": text, "entities": [e.as_dict() for e in entities]}, ensure_ascii=False) + "\n")
+        out.write(json_line({"text": text, "entities": [e.as_dict() for e in entities]}) + "\n")
