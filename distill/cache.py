@@ -155,12 +155,43 @@ class CachedCorpus:
 
 
 def iter_shards(directory: Path, index: dict) -> Iterator[dict[str, np.ndarray]]:
-    for number, shard in enumerate(index["shards"]):
-        path = Path(directory) / shard["file"]
-        if not path.is_file():
-            raise DistillError(f"{path} is missing: the cache is incomplete (rerun distill teacher-cache --resume)")
+    """The shards of a cache in order, each checked against the index: its entry names it (no
+    other file), the folder holds exactly the shards the index lists, and its sentence and
+    character counts are the recorded ones, so nothing is mixed in or left out unseen."""
+    directory = Path(directory)
+    shards = index["shards"]
+    expected = [shard_name(number) for number in range(len(shards))]
+    named = [shard["file"] for shard in shards]
+    if named != expected:
+        wrong = next(n for n, (a, b) in enumerate(zip(named, expected)) if a != b)
+        raise DistillError(
+            f"{directory / INDEX} lists {named[wrong]!r} as shard {wrong}, whose file is {expected[wrong]!r}: the "
+            "index was changed after it was written (rebuild the cache with --overwrite)"
+        )
+    on_disk = sorted(path.name for path in directory.glob("shard-*.safetensors"))
+    if on_disk != expected:
+        raise DistillError(
+            f"{directory} holds {len(on_disk)} shard files but {INDEX} lists {len(shards)}: the index and the shards "
+            "disagree, so some sentences would be lost or mixed in (rebuild the cache with --overwrite)"
+        )
+    totals = [0, 0]
+    for number, shard in enumerate(shards):
+        path = directory / shard_name(number)
         check_shard(directory, number, index)
-        yield load_tensors(path)
+        arrays = load_tensors(path)
+        counts = [len(arrays["offsets"]) - 1, len(arrays["chars"])]
+        if counts != [shard["sentences"], shard["chars"]]:
+            raise DistillError(
+                f"{path} holds {counts[0]} sentences and {counts[1]} characters, {INDEX} says {shard['sentences']} "
+                f"and {shard['chars']}: the cache was changed after it was written"
+            )
+        totals = [totals[0] + counts[0], totals[1] + counts[1]]
+        yield arrays
+    if totals != [index["sentences"], index["chars"]]:
+        raise DistillError(
+            f"{directory / INDEX} records {index['sentences']} sentences and {index['chars']} characters, its shards "
+            f"hold {totals[0]} and {totals[1]}: the index was changed after it was written"
+        )
 
 
 def load_cache(directory: Path) -> CachedCorpus:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -246,6 +248,27 @@ def test_cache_from_another_teacher_or_changed_source_is_refused(workspace, tmp_
         (changed / f"{split}.txt").write_text((workspace["data"] / f"{split}.txt").read_text() + "好\tO\n\n")
     with pytest.raises(DistillError, match="other sources"):
         build_cache(tiny_cache_config(workspace, out, data=str(changed), resume=True))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "message"),
+    [
+        (lambda index: index["shards"][1].update(file="../other/shard-00001.safetensors"), "lists '../other/"),
+        (lambda index: index["shards"].pop(), "holds 3 shard files but index.json lists 2"),
+        (lambda index: index["shards"][0].update(sentences=31), "holds 32 sentences"),
+        (lambda index: index.update(sentences=index["sentences"] - 1), "records 68 sentences"),
+    ],
+)
+def test_a_tampered_cache_index_is_refused_not_read(tiny_teacher, tmp_path, tamper, message):
+    from distill.cache import load_cache
+
+    cache = shutil.copytree(tiny_teacher["cache"], tmp_path / "cache")
+    index = json.loads((cache / "index.json").read_text())
+    assert len(index["shards"]) == 3 and index["sentences"] == 69
+    tamper(index)
+    (cache / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DistillError, match=re.escape(message)):
+        load_cache(cache)
 
 
 def test_evaluate_and_predict_commands(workspace):
