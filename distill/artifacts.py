@@ -92,14 +92,26 @@ def load_tensors(path: Path) -> dict[str, np.ndarray]:
         raise DistillError(f"{path} is not a readable safetensors file (truncated or corrupt?): {err}") from None
 
 
+def _config_digest(config: Mapping) -> str:
+    text = json.dumps({k: v for k, v in config.items() if k != "config_sha256"}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_config(directory: Path, config: Mapping) -> dict:
+    """Write a model directory's config.json, sealed with the SHA-256 of its own content, so that an
+    edit after writing (two labels swapped, another hidden size) is refused when it is read."""
+    full = {**config, "format_version": FORMAT_VERSION, "written_by": versions()}
+    full["config_sha256"] = _config_digest(full)
+    atomic_write_json(Path(directory) / CONFIG, full)
+    return full
+
+
 def write_model_dir(directory: Path, config: Mapping, tensors: Mapping[str, np.ndarray]) -> dict:
     """Write weights then config (the config last: a directory with a config is complete)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     digest = save_tensors(directory / WEIGHTS, tensors)
-    full = {**config, "format_version": FORMAT_VERSION, "weights_sha256": digest, "written_by": versions()}
-    atomic_write_json(directory / CONFIG, full)
-    return full
+    return write_config(directory, {**config, "weights_sha256": digest})
 
 
 def read_config(directory: Path) -> dict:
@@ -118,6 +130,11 @@ def read_config(directory: Path) -> dict:
         raise DistillError(
             f"{path} was written by distill {writer} in format {config['format_version']}; this distill "
             f"({versions()['distill']}) reads format {FORMAT_VERSION}: upgrade distill"
+        )
+    if config.get("config_sha256") != _config_digest(config):
+        raise DistillError(
+            f"{path} does not match the checksum it was written with: it was edited or damaged after training "
+            "(labels, architecture or settings changed), so the weights would be read wrongly; restore or retrain it"
         )
     return config
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.artifacts import CONFIG, FORMAT_VERSION, atomic_write_json, fingerprint, member_dirs, read_config, versions
+from distill.artifacts import fingerprint, member_dirs, read_config, write_config
 from distill.crf import CRF
 from distill.errors import DistillError
 
@@ -116,11 +116,8 @@ def build_ensemble(member_paths: Sequence[Path], out: Path, overwrite: bool = Fa
         # Text is cut into sentences no longer than every member's window takes whole.
         "window": min(int(config["window"]) for config in configs),
         "ensemble": {"members": members, "combine": "mean of emissions and CRF scores"},
-        "format_version": FORMAT_VERSION,
-        "written_by": versions(),
     }
-    atomic_write_json(out / CONFIG, ensemble)  # last: a directory with a config is complete
-    return ensemble
+    return write_config(out, ensemble)  # last: a directory with a config is complete
 
 
 def _link_or_copy(source: str, destination: str) -> None:

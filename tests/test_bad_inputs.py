@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from distill.artifacts import write_config
 from distill.cli import cli
 
 BAD = Path(__file__).parent / "bad_inputs"
@@ -117,6 +118,15 @@ def test_model_directory_with_a_missing_file(models, tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", ["teacher", "student"])
+def test_an_edited_config_is_refused(models, tmp_path, kind):
+    broken = copy_of(models[kind], tmp_path)
+    config = json.loads((broken / "config.json").read_text())
+    config["labels"][1], config["labels"][2] = config["labels"][2], config["labels"][1]
+    (broken / "config.json").write_text(json.dumps(config))
+    refused(run("predict", broken, "张三"), "does not match the checksum it was written with")
+
+
+@pytest.mark.parametrize("kind", ["teacher", "student"])
 def test_model_directory_with_corrupted_files(models, tmp_path, kind):
     broken = copy_of(models[kind], tmp_path)
     data = bytearray((broken / "model.safetensors").read_bytes())
@@ -134,7 +144,7 @@ def test_truncated_safetensors(models, tmp_path):
     weights.write_bytes(weights.read_bytes()[:100])
     config = json.loads((broken / "config.json").read_text())
     config.pop("weights_sha256")  # no checksum to catch it first: the reader must
-    (broken / "config.json").write_text(json.dumps(config))
+    write_config(broken, config)
     refused(run("predict", broken, "张三"), "not a readable safetensors file (truncated or corrupt?)")
 
 

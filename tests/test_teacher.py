@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from distill.artifacts import fingerprint
+from distill.artifacts import fingerprint, write_config
 from distill.cache import load_cache, read_index
 from distill.cli import cli
 from distill.data import load_dataset
@@ -367,7 +367,7 @@ def test_ensemble_averages_its_members_and_serves_wherever_a_teacher_does(worksp
     relabeled = tmp_path / "relabeled"
     relabeled.mkdir()
     config = json.loads((other / "config.json").read_text())
-    (relabeled / "config.json").write_text(json.dumps({**config, "labels": config["labels"][::-1]}))
+    write_config(relabeled, {**config, "labels": config["labels"][::-1]})  # sealed: only the labels differ
     with pytest.raises(DistillError, match="one label set"):
         build_ensemble([workspace["teacher"], relabeled], tmp_path / "refused")
     with pytest.raises(DistillError, match="not empty"):
