@@ -176,13 +176,48 @@ class Checkpointer:
         return Progress(**saved["progress"])
 
     def clear(self) -> None:
-        """Remove the checkpoint once training has finished (the model directory is what remains)."""
+        """Remove the checkpoint once training has finished (the model directory is what remains),
+        and release the run's lock on its directory."""
         if self.writer:
             for path in (self.directory, self.directory.with_suffix(".tmp"), self.directory.with_suffix(".old")):
                 shutil.rmtree(path, ignore_errors=True)
+            release_run(self.directory.parent)
 
 
 RUN_STARTS = ("fresh", "resume", "complete")
+LOCK = ".lock"
+_held_locks: dict[Path, object] = {}
+"""Open lock files of the runs this process owns, kept open (so locked) until it exits."""
+
+
+def lock_run(out: Path) -> None:
+    """Hold an exclusive lock on ``out`` for the rest of this process: a second run into the same
+    directory (another terminal, a repeated command) is refused instead of interleaving its log and
+    checkpoints with this one's. The kernel releases it when the process ends, however it ends."""
+    import fcntl
+
+    from .errors import DistillError
+
+    out = Path(out).resolve()
+    if out in _held_locks:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / LOCK, "a+")  # noqa: SIM115 - held open on purpose: the lock lives as long as the file
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DistillError(
+            f"{out} is in use by another run (it holds {out / LOCK}): wait for it, or use another --out"
+        ) from None
+    _held_locks[out] = handle
+
+
+def release_run(out: Path) -> None:
+    """Let go of ``out``'s lock, once its run has finished."""
+    handle = _held_locks.pop(Path(out).resolve(), None)
+    if handle is not None:
+        handle.close()
 
 
 def start_run(out: Path, resume: bool, overwrite: bool, record: str = "config.json") -> str:
@@ -195,6 +230,7 @@ def start_run(out: Path, resume: bool, overwrite: bool, record: str = "config.js
     from .errors import DistillError
 
     out = Path(out)
+    lock_run(out)
     has_checkpoint = Checkpointer(out, None, None).exists()
     config = out / record
     complete = config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("training_complete", False)

@@ -328,3 +328,25 @@ def test_min_bigram_count_option_shrinks_the_bigram_table(tiny_teacher, tmp_path
     ]
     refused = CliRunner().invoke(cli, zero)
     assert refused.exit_code != 0 and "--min-bigram-count" in refused.output
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_holds_it(tiny_teacher, tmp_path):
+    import subprocess
+    import sys
+
+    from distill.checkpoint import lock_run, release_run
+
+    out = tmp_path / "busy"
+    lock_run(out)  # as a run in progress holds it
+    command = [sys.executable, "-m", "distill", "student-train", "--cache", str(tiny_teacher["cache"]), "--out"]
+    second = subprocess.run([*command, str(out), "--epochs", "1"], capture_output=True, text=True, check=False)
+    assert second.returncode == 1 and "is in use by another run" in second.stderr
+    assert not (out / "train_log.jsonl").exists()
+    release_run(out)
+    third = subprocess.run(
+        [*command, str(out), "--epochs", "1", "--hidden", "8", "--char-vectors", "none"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert third.returncode == 0, third.stderr
