@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -58,12 +59,24 @@ def read_file(
 
 
 def write_file(sentences: Sequence[Sentence], path: str | Path, fmt: str, scheme: str = "bioes") -> None:
-    """Write sentences as ``fmt``; ``scheme`` applies to column files."""
-    if fmt == "column":
-        write_column(sentences, path, scheme)
-    elif fmt == "jsonl":
-        write_jsonl(sentences, path)
-    elif fmt == "text":
-        write_text(sentences, path)
-    else:
+    """Write sentences as ``fmt``; ``scheme`` applies to column files.
+
+    Atomic: the file is written beside ``path`` and renamed over it only once complete, so a full
+    disk or a kill leaves the old file (or none) rather than a truncated one that reads as a
+    smaller corpus, and converting a file onto itself cannot destroy it.
+    """
+    writers = {
+        "column": lambda target: write_column(sentences, target, scheme),
+        "jsonl": lambda target: write_jsonl(sentences, target),
+        "text": lambda target: write_text(sentences, target),
+    }
+    if fmt not in writers:
         raise DataError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}", path)
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        writers[fmt](partial)
+        os.replace(partial, path)
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"cannot write: {err.strerror or err}; the file was left as it was", path) from None

@@ -342,3 +342,13 @@ def test_machine_line_names_the_gpu_or_says_cpu_only() -> None:
     assert machine_line(base) == "Some CPU, 2 cores"  # torch not imported: nothing said of a GPU
     assert machine_line(base | {"cuda": False}) == "Some CPU, 2 cores, CPU only"
     assert machine_line(base | {"cuda": True, "gpu": "NVIDIA H200"}) == "Some CPU, 2 cores, NVIDIA H200"
+
+
+def test_benchmark_exits_1_when_no_run_completes(student_dir, tiny_teacher, tmp_path):
+    from click.testing import CliRunner
+
+    from distill.cli import cli
+
+    options = ["--model", f"s={student_dir}", "--data", str(tiny_teacher["data"]), "--variants", "torch"]
+    result = CliRunner().invoke(cli, ["benchmark", *options, "--timeout", "0.01", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "no run completed" in result.output

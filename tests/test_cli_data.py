@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -82,3 +83,22 @@ def test_debug_shows_the_traceback(write):
     path = write("bad.txt", "a\tO\nb\tBAD\n")
     result = run("--debug", "data", "stats", str(path))
     assert result.exit_code == 1 and result.exception is not None
+
+
+def test_a_failed_write_leaves_the_old_file_and_names_the_path(write, monkeypatch):
+    import errno
+
+    from distill.data import DataError, formats, read_file, write_file
+
+    source = write("corpus.txt", "张\tB-PER\n三\tE-PER\n\n在\tO\n\n")
+    before = source.read_bytes()
+    sentences = list(read_file(source))
+
+    def full_disk(sentences, target, scheme="bioes"):
+        Path(target).write_text("张\tB-PER\n", encoding="utf-8")  # part of it, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(formats, "write_column", full_disk)
+    with pytest.raises(DataError, match=r"corpus.txt: cannot write: No space left on device; the file was left"):
+        write_file(sentences, source, "column")
+    assert source.read_bytes() == before and [p.name for p in source.parent.iterdir()] == ["corpus.txt"]

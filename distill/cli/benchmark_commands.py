@@ -44,3 +44,5 @@ def benchmark(settings: BenchmarkConfig, render_only: bool) -> None:
 
     report = run_benchmark(settings, "distill " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     click.echo(f"report: {out / 'report.md'}\n{recommendation_line(report['recommendation'])}")
+    if report["recommendation"] is None:
+        raise click.ClickException(f"no run completed: {out / 'report.md'} gives each run's reason")
