@@ -20,13 +20,6 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _logsumexp(scores: np.ndarray, axis: int) -> np.ndarray:
-    top = np.max(scores, axis=axis, keepdims=True)
-    top = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore"):  # log(0) = -inf where every term is -inf
-        return np.log(np.sum(np.exp(scores - top), axis=axis)) + np.squeeze(top, axis=axis)
-
-
 class CrfScores:
     """A CRF's start [K], transitions [K, K] and end [K] scores, ``-inf`` where a scheme forbids a move."""
 
@@ -35,19 +28,43 @@ class CrfScores:
         k = len(self.start)
         if self.transitions.shape != (k, k) or self.end.shape != (k,):
             raise ValueError(f"scores must be [K], [K, K], [K]; got {self.start.shape}, {self.transitions.shape}")
+        self._moves = np.exp(self.transitions)  # [K, K]; 0 where a move is forbidden
 
     def forward_backward(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """(alpha [L, K], beta [L, K], log Z) of one sentence's emissions [L, K]."""
+        """(log alpha [L, K], log beta [L, K], log Z) of one sentence's emissions [L, K].
+
+        Computed in probability space with each step renormalised (the scaled forward-backward):
+        a step is one [K] x [K, K] product, where log-space needs a [K, K] log-sum-exp, and the
+        scales, summed in log space, carry what the normalisation took out.
+        """
         x = np.asarray(emissions, dtype=np.float64)
-        length = len(x)
-        alpha, beta = np.empty_like(x), np.empty_like(x)
-        alpha[0] = self.start + x[0]
-        for t in range(1, length):
-            alpha[t] = _logsumexp(alpha[t - 1][:, None] + self.transitions, axis=0) + x[t]
-        beta[-1] = self.end
+        length, k = x.shape
+        shift = x.max(axis=1, keepdims=True)  # [L, 1]
+        potentials = np.exp(x - shift)  # [L, K], each row's largest entry 1
+        start_shift, end_shift = self.start.max(), self.end.max()
+        alpha, beta = np.empty((length, k)), np.empty((length, k))
+        alpha_scale, beta_scale = np.empty(length), np.empty(length)
+        step = np.exp(self.start - start_shift) * potentials[0]
+        for t in range(length):
+            if t:
+                step = (alpha[t - 1] @ self._moves) * potentials[t]
+            alpha_scale[t] = step.sum()
+            alpha[t] = step / alpha_scale[t]
+        step = np.exp(self.end - end_shift)
+        beta_scale[-1] = 1.0
+        beta[-1] = step
         for t in range(length - 2, -1, -1):
-            beta[t] = _logsumexp(self.transitions + (x[t + 1] + beta[t + 1])[None, :], axis=1)
-        return alpha, beta, float(_logsumexp(alpha[-1] + self.end, axis=0))
+            step = self._moves @ (potentials[t + 1] * beta[t + 1])
+            beta_scale[t] = step.sum()
+            beta[t] = step / beta_scale[t]
+        with np.errstate(divide="ignore"):  # log(0) = -inf: a tag no path reaches
+            log_alpha = np.log(alpha) + (start_shift + np.cumsum(shift[:, 0] + np.log(alpha_scale)))[:, None]
+            later = np.concatenate([np.cumsum((shift[1:, 0] + np.log(beta_scale[:-1]))[::-1])[::-1], [0.0]])
+            log_beta = np.log(beta) + (end_shift + later)[:, None]
+        log_z = float(np.log(alpha[-1] @ np.exp(self.end - end_shift)) + end_shift) + float(
+            start_shift + np.sum(shift[:, 0] + np.log(alpha_scale))
+        )
+        return log_alpha, log_beta, log_z
 
     def span_probabilities(self, emissions: np.ndarray, spans: Sequence[tuple[int, Sequence[int]]]) -> list[float]:
         """p(the tags of each span) for spans given as (first position, its tags), in one pass."""
