@@ -66,3 +66,33 @@ def _score(correct: int, found: int, expected: int) -> Score:
     recall = correct / expected if expected else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return Score(precision, recall, f1, expected)
+
+
+def calibration(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[Sequence]], bins: int = 10) -> dict:
+    """How well entity confidences match how often entities are right.
+
+    ``predicted``: per sentence, its entities as ``(type, start, end, confidence)``; an entity is
+    right when type, start and end all match a gold entity. Confidences fall in ``bins`` equal
+    bins of [0, 1]; the expected calibration error is the count-weighted mean of each bin's
+    |accuracy - mean confidence|.
+    """
+    confidences, correct = [], []
+    for tags, entities in zip(gold, predicted):
+        truth = {(span.type, span.start, span.end) for span in tags_to_spans(tags)}
+        for kind, start, end, confidence in entities:
+            confidences.append(float(confidence))
+            correct.append((kind, int(start), int(end)) in truth)
+    rows, error = [], 0.0
+    for b in range(bins):
+        lower, upper = b / bins, (b + 1) / bins
+        members = [i for i, c in enumerate(confidences) if lower <= c < upper or (b == bins - 1 and c == 1.0)]
+        if not members:
+            rows.append({"lower": lower, "upper": upper, "count": 0, "confidence": None, "accuracy": None})
+            continue
+        confidence = sum(confidences[i] for i in members) / len(members)
+        accuracy = sum(correct[i] for i in members) / len(members)
+        error += len(members) / len(confidences) * abs(accuracy - confidence)
+        rows.append(
+            {"lower": lower, "upper": upper, "count": len(members), "confidence": confidence, "accuracy": accuracy}
+        )
+    return {"entities": len(confidences), "ece": error if confidences else None, "bins": rows}

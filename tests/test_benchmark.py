@@ -91,6 +91,15 @@ def test_report_has_every_field_and_a_stable_schema(report):
     )
 
 
+def test_the_report_says_how_well_confidences_are_calibrated(report):
+    data, out = report
+    for run in [r for r in data["runs"] if r["status"] == "ok"]:
+        figures = run["calibration"]
+        assert figures["entities"] > 0 and 0 <= figures["ece"] <= 1 and len(figures["bins"]) == 10
+        assert sum(b["count"] for b in figures["bins"]) == figures["entities"]
+    assert "ECE" in (out / "report.md").read_text() and (out / "reliability.png").stat().st_size > 1000
+
+
 def test_cuda_column_is_honest_when_absent(report):
     data, _ = report
     cuda_runs = [r for r in data["runs"] if r["device"] == "cuda"]
@@ -146,6 +155,7 @@ def _worker_result(p50, per_second, rss, tags):
         },
         "memory": {"peak_rss_mb": rss, "cuda_peak_mb": None},
         "predicted_tags": tags,
+        "entity_confidences": [[] for _ in tags],
         "torch_imported": False,
         "threads": 1,
     }

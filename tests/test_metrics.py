@@ -61,3 +61,21 @@ def test_scores_equal_seqeval_on_any_sequences(pairs):
     for name, row in per_type.items():
         assert scores.per_type[name].f1 == pytest.approx(row["f1-score"])
         assert scores.per_type[name].support == row["support"]
+
+
+def test_calibration_by_hand():
+    from distill.metrics import calibration
+
+    gold = [["B-PER", "E-PER", "O", "S-LOC"], ["S-ORG", "O"]]
+    predicted = [
+        [("PER", 0, 2, 0.95), ("LOC", 3, 4, 0.85)],  # both right
+        [("ORG", 0, 1, 0.91), ("ORG", 1, 2, 0.15)],  # right, wrong
+    ]
+    figures = calibration(gold, predicted)
+    assert figures["entities"] == 4
+    top = figures["bins"][9]  # [0.9, 1.0]: 0.95 and 0.91, both right
+    assert top["count"] == 2 and top["accuracy"] == 1.0 and top["confidence"] == pytest.approx(0.93)
+    assert figures["bins"][8]["count"] == 1 and figures["bins"][1]["accuracy"] == 0.0
+    expected = (2 * abs(1 - 0.93) + abs(1 - 0.85) + abs(0 - 0.15)) / 4
+    assert figures["ece"] == pytest.approx(expected)
+    assert calibration(gold, [[], []]) == {"entities": 0, "ece": None, "bins": calibration(gold, [[], []])["bins"]}

@@ -24,7 +24,7 @@ from distill.artifacts import CONFIG, read_config, weight_files
 from distill.data import convert_tags, label_scheme, load_dataset
 from distill.environment import describe_environment
 from distill.errors import DistillError
-from distill.metrics import entity_scores
+from distill.metrics import calibration, entity_scores
 
 from .config import BenchmarkConfig
 from .report import recommend, write_report
@@ -149,7 +149,8 @@ def run_benchmark(cfg: BenchmarkConfig, command: str = "") -> dict:
             gold_tags[scheme] = [convert_tags(s.tags, scheme) for s in gold_sentences]
         tags = result.pop("predicted_tags")
         scores = entity_scores(gold_tags[scheme], tags)
-        runs[index] |= result | {"accuracy": scores.as_dict(), "_tags": tags}
+        reliability = calibration(gold_tags[scheme], result.pop("entity_confidences"))
+        runs[index] |= result | {"accuracy": scores.as_dict(), "calibration": reliability, "_tags": tags}
     _agreement(runs)
     report = {
         "schema_version": SCHEMA_VERSION,

@@ -62,7 +62,7 @@ def rss_mb() -> float | None:
 
 def measure(spec: dict) -> dict:
     from distill.api import load_model
-    from distill.data import load_dataset
+    from distill.data import SpanReader, load_dataset
     from distill.tagging import tag_in_batches
 
     sentences, _ = load_dataset(spec["data"]).load(spec["split"])
@@ -130,13 +130,20 @@ def measure(spec: dict) -> dict:
         import torch
 
         memory["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    predicted = tag_in_batches(model.tag_ids, texts, 64, model.workers)
+    tagger, crf = model.scored
+    scored = tag_in_batches(tagger, texts, 64, model.workers)
+    paths = [path for path, _ in scored]
+    entities = []  # per sentence: [type, start, end, confidence] of each entity, for calibration
+    for (path, emissions), spans in zip(scored, SpanReader(model.labels).spans_of(paths)):
+        confidences = crf.span_probabilities(emissions, [(span.start, path[span.start : span.end]) for span in spans])
+        entities.append([[span.type, span.start, span.end, p] for span, p in zip(spans, confidences)])
     return {
         "load_seconds": load_seconds,
         "latency_ms": latency,
         "throughput": throughput,
         "memory": memory,
-        "predicted": [[model.labels[i] for i in row] for row in predicted],
+        "predicted": [[model.labels[i] for i in row] for row in paths],
+        "entity_confidences": entities,
         "torch_imported": "torch" in sys.modules,
         "threads": _threads(spec),
     }
