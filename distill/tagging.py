@@ -32,9 +32,7 @@ make a whole batch pad to their length."""
 MAX_BATCH_CHARS = 2048
 """And at most 2,048 padded characters in flight, whatever the batch size (with ``workers``
 batches at once, a ``workers``-th of it each): larger batches are no faster per character on the
-CPU, and their activations grow the process (a hidden-128 bigram student on onnxruntime took 89 MB
-with one 2,048-character batch at a time, 110 MB with two, 95 MB with two of 1,024, all before
-the export made each direction one ONNX LSTM node)."""
+CPU, and their activations grow the serving process (``benchmarks/results/memory.md``)."""
 MAX_PADDING = 0.25
 """A batch is also cut where padding would pass a quarter of its characters: a network and a
 Viterbi decode cost what they pad, and sentences of one length are many, so batches stay large."""

@@ -147,7 +147,4 @@ class Featurizer:
 
     @classmethod
     def from_config(cls, record: dict) -> Featurizer:
-        bigram_pairs = record.get("bigrams")
-        if isinstance(bigram_pairs, list):  # students saved before 2026-11-26 list their bigrams
-            bigram_pairs = "".join(bigram_pairs)
-        return cls(record["chars"], bigram_pairs, bool(record.get("jieba")))
+        return cls(record["chars"], record.get("bigrams"), bool(record.get("jieba")))

@@ -63,7 +63,7 @@ def _onnx_weights(lstm: nn.LSTM) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 class _LstmPairNodes(torch.autograd.Function):
     """Takes the value PyTorch computed (``both``); exports as a forward and a reverse ONNX LSTM
     node (two nodes rather than one bidirectional: each direction's buffers are freed before the
-    next is run, 7 MB less at the peak of a two-worker onnxruntime process, at the same speed)."""
+    next is run, which lowers the peak memory at the same speed: benchmarks/results/memory.md)."""
 
     @staticmethod
     def forward(ctx, x, lengths, w_f, r_f, b_f, w_b, r_b, b_b, both):

@@ -65,7 +65,7 @@ class OnnxStudent:
         graph = meta
         if int8:
             if "int8" not in meta:
-                raise DistillError(f"{onnx_dir} has no INT8 export (it predates them): run distill export {directory}")
+                raise DistillError(f"{meta_path} lists no INT8 export: run distill export {directory} again")
             graph = meta["int8"]
             model_path = onnx_dir / graph["file"]
         if sha256_file(model_path) != graph["sha256"]:
@@ -74,12 +74,10 @@ class OnnxStudent:
             raise DistillError(f"{model_path} was exported from other weights than {directory}'s: export again")
         self.labels = list(self.config["labels"])
         self.featurizer = Featurizer.from_config(self.config["features"])
-        # Older students list their bigrams (~80 bytes an entry held in memory): keep the compact form.
-        self.config["features"] = self.featurizer.to_config()
         self.inputs = list(meta["inputs"])
         options = onnxruntime.SessionOptions()
         # Memory patterns pre-plan one buffer per input shape; with a new shape every batch they
-        # only raise the peak (132 -> 165 MB for a hidden-256 student after batch 256 here).
+        # only raise the peak (benchmarks/results/memory.md).
         options.enable_mem_pattern = False
         options.intra_op_num_threads = intra_op_threads
         self.workers = max(1, (threads or usable_cores()) // intra_op_threads)

@@ -229,9 +229,8 @@ def bf16_faster(device: torch.device) -> bool:
     """Whether bf16 autocast beats float32 on ``device``: native bf16 on CUDA; on a CPU, native
     bf16 and a linear layer that measures faster under autocast (timed once per process, ~0.1 s).
 
-    Native support alone does not decide it: on the AMD EPYC development CPU (AVX512-BF16) bf16
-    trains the default backbone about 2x as fast, on an Intel Xeon with AVX512-BF16 but no AMX
-    it trains at 0.77x and infers at 0.58x the float32 speed (``benchmarks/results/precision.md``).
+    Native support alone does not decide it: CPUs with AVX512-BF16 differ on whether bf16 is
+    faster for this encoder (``benchmarks/results/precision.md``), so it is timed.
     """
     if not native_bf16(device):
         return False

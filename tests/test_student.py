@@ -157,9 +157,6 @@ def test_features():
     encoded = featurizer.encode(["ab", "zzz"])
     assert encoded["chars"].tolist() == [[2, 3, 0], [1, 1, 1]] and encoded["lengths"].tolist() == [2, 3]
     assert Featurizer.from_config(featurizer.to_config()).encode(["ab"])["bigrams"].tolist() == [[2, 1]]
-    # Students saved before the vocabulary became one string list their bigrams.
-    older = Featurizer.from_config({"chars": "abc", "bigrams": ["ab", "c\x03"], "jieba": False})
-    assert older.encode(["abc"])["bigrams"].tolist() == [[2, 1, 3]]
 
 
 def test_vectorised_encoding_equals_lookups_one_character_at_a_time():

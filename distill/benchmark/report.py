@@ -118,7 +118,7 @@ def markdown(report: dict) -> str:
     if report.get("command"):
         lines.append(f"Command: `{report['command']}`")
     sizes = report["settings"]["batch_sizes"]
-    rounds = report["settings"].get("rounds", 1)  # reports made before rounds existed measured once
+    rounds = report["settings"]["rounds"]
     rounds_note = (
         f"Every row was measured in {rounds} rounds (all rows once per round, in turn, each time by a fresh "
         "process): latency, throughput and load time are medians over rounds, peak RSS the largest. "

@@ -122,9 +122,8 @@ def measure(spec: dict) -> dict:
         }
 
     # Memory is that of the predict path, taken before the scoring pass below: scoring tags each
-    # test sentence whole, to match its gold tags, where predict splits a long text at sentence ends
-    # (on MSRA, whose test set holds a sentence of 2,427 characters, the scoring pass raised a
-    # bigram student's peak from 119 to 126 MB).
+    # test sentence whole, to match its gold tags, where predict splits a long text at sentence
+    # ends, so a long test sentence would raise the peak beyond what serving needs.
     memory = {"peak_rss_mb": peak_rss_mb(), "cuda_peak_mb": None}
     if cuda:
         import torch
