@@ -29,7 +29,6 @@ from pathlib import Path
 
 from .errors import DataError
 from .formats import read_file
-from .lines import LineRepairs, read_lines
 from .report import ReadReport
 from .sentence import Sentence
 
@@ -90,16 +89,24 @@ class Dataset:
         sentences = list(self.sentences(split, report))
         return sentences, report
 
+    def load_labeled(self, split: str, needed_for: str) -> list[Sentence]:
+        """One split whose every sentence has tags, or a DataError naming the first that has none."""
+        sentences, _ = self.load(split)
+        unlabeled = next((s for s in sentences if s.tags is None), None)
+        if unlabeled is not None:
+            raise DataError(
+                f"no tags: {needed_for} needs labeled sentences (character<TAB>tag lines, or JSON lines with "
+                '"label"), and this is raw text',
+                unlabeled.source,
+                unlabeled.line,
+            )
+        return sentences
+
 
 def count_sentences(path: Path) -> int:
-    """Sentences in a column file (blank-line separated blocks), without parsing them."""
-    count, inside = 0, False
-    for _, line in read_lines(path, LineRepairs()):
-        blank = line.strip(" \t") == ""
-        if not blank and not inside:
-            count += 1
-        inside = not blank
-    return count
+    """Sentences in a file, counted as its own format's reader reads them (a JSON-lines file has
+    one a line, a column file one a blank-line separated block)."""
+    return sum(1 for _ in read_file(path))
 
 
 def _carved(train: Path) -> dict[str, SplitSource]:

@@ -76,6 +76,8 @@ def read_jsonl(path: str | Path, report: ReadReport | None = None) -> Iterator[S
             raise DataError(
                 f"expected a JSON object, but this is not JSON ({err.msg}, column {err.colno})", path, lineno
             ) from None
+        except RecursionError:
+            raise DataError("expected a JSON object, but this one is nested too deeply to read", path, lineno) from None
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise DataError('expected an object with a "text" string', path, lineno)
         text = record["text"]

@@ -92,6 +92,9 @@ def read_lines(path: str | Path, repairs: LineRepairs | None = None) -> Iterator
             text = decode_line(body, lineno, repairs)
             if repairs.strict and lineno in (repairs.cesu8_lines[-1:] + repairs.replaced_lines[-1:]):
                 raise DataError(
-                    "not valid UTF-8; refused because repairs are off (--strict): expected UTF-8 text", path, lineno
+                    "not valid UTF-8 (another encoding, e.g. GBK?): expected UTF-8 text; refused because repairs "
+                    "are off (--strict)",
+                    path,
+                    lineno,
                 )
             yield lineno, text

@@ -64,6 +64,11 @@ class ReadReport:
         if self.prefixes:
             self.scheme = detect_scheme(self.prefixes)
         tag_repairs = self._bio if self.scheme == "bio" else self._bioes
+        if self.strict and tag_repairs:  # each sentence was valid alone: the file mixes two schemes
+            given, fixed = next(iter(tag_repairs))
+            self.refuse(
+                f"the file mixes tag schemes: read as {self.scheme}, tag {given} would have to become {fixed}", None
+            )
         self.repairs = {
             **describe_repairs(tag_repairs, self.scheme or "bioes"),
             **dict(self._other.most_common()),

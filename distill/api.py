@@ -59,6 +59,8 @@ class Model:
 
         from .evaluation import evaluate
 
+        if sentences and not any(s.tags for s in sentences):
+            raise DistillError(f"{sentences[0].source}: no labeled sentences: evaluating needs gold tags")
         known = {label[2:] for label in self.labels if label != "O"}
         found = {span.type for s in sentences if s.tags for span in tags_to_spans(s.tags)}
         if not found <= known:

@@ -131,7 +131,9 @@ def read_config(directory: Path) -> dict:
             f"{path} was written by distill {writer} in format {config['format_version']}; this distill "
             f"({versions()['distill']}) reads format {FORMAT_VERSION}: upgrade distill"
         )
-    if config.get("config_sha256") != _config_digest(config):
+    if "config_sha256" not in config:
+        raise DistillError(f"{path} carries no checksum: it was written by an earlier distill; retrain the model")
+    if config["config_sha256"] != _config_digest(config):
         raise DistillError(
             f"{path} does not match the checksum it was written with: it was edited or damaged after training "
             "(labels, architecture or settings changed), so the weights would be read wrongly; restore or retrain it"

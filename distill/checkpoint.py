@@ -220,6 +220,14 @@ def release_run(out: Path) -> None:
         handle.close()
 
 
+def _marked_complete(path: Path) -> bool:
+    """Whether the JSON file at ``path`` marks a finished run (a damaged one does not)."""
+    try:
+        return bool(json.loads(path.read_text(encoding="utf-8")).get("training_complete"))
+    except (OSError, ValueError, AttributeError):  # missing, truncated, not JSON, not an object
+        return False
+
+
 def start_run(out: Path, resume: bool, overwrite: bool, record: str = "config.json") -> str:
     """Decide how a training run into ``out`` starts: 'fresh', 'resume' or 'complete'.
 
@@ -233,7 +241,6 @@ def start_run(out: Path, resume: bool, overwrite: bool, record: str = "config.js
     lock_run(out)
     has_checkpoint = Checkpointer(out, None, None).exists()
     config = out / record
-    complete = config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("training_complete", False)
     if overwrite:
         for name in (CHECKPOINT, f"{CHECKPOINT}.tmp", f"{CHECKPOINT}.old"):
             shutil.rmtree(out / name, ignore_errors=True)
@@ -243,7 +250,7 @@ def start_run(out: Path, resume: bool, overwrite: bool, record: str = "config.js
     if resume:
         if has_checkpoint:
             return "resume"
-        return "complete" if complete else "fresh"
+        return "complete" if _marked_complete(config) else "fresh"
     if has_checkpoint or config.is_file():
         raise DistillError(
             f"{out} already holds a training run: pass --resume to continue it or --overwrite to start again"

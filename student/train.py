@@ -141,8 +141,9 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         loop.after_step = lambda: average.update_parameters(net)
     best = fit(loop, progress).best
     best_student = Student.load(cfg.out, device)
-    if data.dataset.has("test"):
-        test = _in_scheme(data.dataset.load("test")[0], data.labels)
+    test = [s for s in data.dataset.load("test")[0] if s.tags] if data.dataset.has("test") else []
+    if test:  # an unlabeled test split is nothing to score
+        test = _in_scheme(test, data.labels)
         scores, _ = evaluate(best_student.tag_ids, test, data.labels, cfg.eval_batch_size)
         best["test"] = scores.as_dict()
         tqdm.write(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
@@ -180,7 +181,7 @@ def _training_set(cfg: StudentTrainConfig) -> _TrainingSet:
         )
     data = cfg.data if cfg.data is not None else index.get("data")
     dataset = load_dataset(data)
-    dev, _ = dataset.load("dev")
+    dev = dataset.load_labeled("dev", "choosing the best epoch")
     if corpus is not None:
         labels = corpus.labels
         labeled, unlabeled = _cache_examples(corpus)
@@ -191,7 +192,7 @@ def _training_set(cfg: StudentTrainConfig) -> _TrainingSet:
                 f"{cfg.cache}: emissions have {corpus.emissions.shape[1]} tags but the index lists {len(labels)}"
             )
     else:
-        train, _ = dataset.load("train")
+        train = dataset.load_labeled("train", "training a student")
         labels = label_set(sorted({span.type for s in train for span in tags_to_spans(s.tags)}), "bioes")
         index_of = {label: i for i, label in enumerate(labels)}
         labeled = [_Example(s.text, np.array([index_of[t] for t in s.tags]), None) for s in train if len(s) > 0]

@@ -239,11 +239,10 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
 def _labeled_data(cfg: TeacherTrainConfig) -> tuple[Dataset, list[Sentence], list[Sentence], list[str]]:
     """(the dataset, its non-empty training sentences, its dev sentences, the labels to learn)."""
     dataset = load_dataset(cfg.data)
-    train, _ = dataset.load("train")
-    train = [s for s in train if len(s) > 0]
+    train = [s for s in dataset.load_labeled("train", "training a teacher") if len(s) > 0]
     if cfg.max_train:
         train = train[: cfg.max_train]
-    dev, _ = dataset.load("dev")
+    dev = dataset.load_labeled("dev", "choosing the best epoch")
     types = sorted({span.type for s in train for span in tags_to_spans(s.tags)})
     if not types:
         raise DistillError(f"the training data of {dataset.name} has no entities to learn")
@@ -342,8 +341,8 @@ class _Run:
     def finish(self, dataset: Dataset, best: dict) -> None:
         """Score the best epoch's teacher on the test split, if there is one, and mark the run complete."""
         best_teacher = Teacher.load(self.cfg.out, self.device, "bf16" if self.bf16 else "fp32")
-        if dataset.has("test"):
-            test, _ = dataset.load("test")
+        test = [s for s in dataset.load("test")[0] if s.tags] if dataset.has("test") else []
+        if test:  # an unlabeled test split is nothing to score
             scores, _ = evaluate(best_teacher.tag_ids, test, self.labels, self.cfg.eval_batch_size)
             best["test"] = scores.as_dict()
             tqdm.write(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")

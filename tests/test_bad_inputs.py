@@ -179,3 +179,46 @@ def test_truncated_cache_shard(tiny_teacher, tmp_path):
     shard = damaged / "shard-00000.safetensors"
     shard.write_bytes(shard.read_bytes()[:50])
     refused(run("student-train", "--cache", damaged, "--out", tmp_path / "s"), "shard-00000.safetensors", "truncated")
+
+
+def test_a_file_mixing_tag_schemes_is_repaired_and_refused_when_strict():
+    path = BAD / "mixed_schemes.txt"
+    assert run("data", "stats", path).exit_code == 0
+    refused(run("data", "stats", "--strict", path), str(path), "mixes tag schemes", "I-PER would have to become")
+
+
+def test_json_nested_too_deeply_names_its_line(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"text": "张三", "label": {}}\n' + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    refused(run("data", "stats", path), f"{path}, line 2:", "nested too deeply")
+
+
+def test_raw_text_given_as_training_data_is_refused(tmp_path):
+    data = tmp_path / "raw"
+    data.mkdir()
+    for split in ("train", "dev", "test"):
+        shutil.copy(BAD / "raw_text.txt", data / f"{split}.txt")
+    result = run("student-train", "--data", data, "--alpha", "1", "--out", tmp_path / "s", "--char-vectors", "none")
+    refused(result, "line 1: no tags", "needs labeled sentences")
+
+
+def test_evaluating_an_unlabeled_split_is_refused(models):
+    refused(run("evaluate", models["student"], "--data", BAD / "raw_text.txt"), "no labeled sentences")
+
+
+@pytest.mark.parametrize("name, expected", [("gbk.txt", "not valid UTF-8"), ("nul_byte.txt", "NUL byte")])
+def test_predict_refuses_input_that_is_not_utf8_text(models, name, expected):
+    refused(run("predict", models["student"], "--input", BAD / name), f"{BAD / name}, line", expected)
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--overwrite", None])
+def test_a_truncated_config_in_out_is_no_traceback(tiny_teacher, tmp_path, flag):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "config.json").write_text('{"kind": "stud', encoding="utf-8")
+    options = ["--cache", tiny_teacher["cache"], "--epochs", "1", "--hidden", "8", "--char-vectors", "none"]
+    result = run("student-train", *options, "--out", out, *([flag] if flag else []))
+    if flag is None:
+        refused(result, "already holds a training run")
+    else:
+        assert result.exit_code == 0, result.output

@@ -56,7 +56,10 @@ def evaluate(model_dir: Path, data: str | None, split: str, batch_size: int, dev
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("texts", nargs=-1)
 @click.option(
-    "--input", "input_file", type=click.File("r", encoding="utf-8"), help="One text per line ('-' for stdin)."
+    "--input",
+    "input_file",
+    type=click.Path(allow_dash=True, dir_okay=False),
+    help="A UTF-8 file of one text per line ('-' for stdin).",
 )
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
@@ -83,10 +86,13 @@ def predict(model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int
       distill predict runs/resume-student --runtime onnx "张三在北京工作"
     """
     from distill.api import load_model
+    from distill.data.lines import LineRepairs, read_lines
 
     inputs = list(texts)
-    if input_file is not None:
-        inputs += [line.rstrip("\r\n") for line in input_file]
+    if input_file == "-":
+        inputs += [line.rstrip("\r\n") for line in sys.stdin]
+    elif input_file is not None:  # binary or non-UTF-8 input is refused, naming the file and line
+        inputs += [text for _, text in read_lines(input_file, LineRepairs(strict=True))]
     if not inputs and input_file is None:
         raise click.UsageError("give TEXTS or --input FILE")
     model = load_model(model_dir, device, runtime)
