@@ -129,25 +129,18 @@ def test_the_wheel_installs_one_top_level_package_that_runs_beside_a_users_data_
     user_project = tmp_path / "project"
     (user_project / "data").mkdir(parents=True)
     (user_project / "data" / "__init__.py").write_text("raise ImportError('the user project data package')\n")
+
+    def beside_user_data(*args: str) -> subprocess.CompletedProcess:
+        env = {"PYTHONPATH": str(site)}
+        return subprocess.run(
+            [sys.executable, *args], cwd=user_project, env=env, capture_output=True, text=True, check=False
+        )
+
     code = "import distill, distill.data; print(distill.__file__); print(distill.data.__file__)"
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=user_project,
-        env={"PYTHONPATH": str(site)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = beside_user_data("-c", code)
     assert result.returncode == 0, result.stderr
     assert all(line.startswith(str(site)) for line in result.stdout.splitlines())
-    help_run = subprocess.run(
-        [sys.executable, "-m", "distill", "--help"],
-        cwd=user_project,
-        env={"PYTHONPATH": str(site)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    help_run = beside_user_data("-m", "distill", "--help")
     assert help_run.returncode == 0, help_run.stderr
     assert "student-train" in help_run.stdout
 
