@@ -208,8 +208,40 @@ def native_bf16(device: torch.device) -> bool:
     return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
+PRECISION_RECORD = "precision.json"
+"""Where a machine's timing of bf16 against float32 is kept (in the backbone cache directory), so
+that every later ``--precision auto`` on it chooses the same: timings on a busy machine vary."""
+
+
 @functools.cache
 def _bf16_faster_on_cpu() -> bool:
+    """Whether bf16 beat float32 on this CPU: its recorded timing, else timed now and recorded."""
+    import json
+
+    from distill.environment import describe_environment
+
+    from .backbone import cache_root
+
+    env = describe_environment()
+    key = f"{env['cpu']} | {env['cores']} cores | torch {env['versions'].get('torch')}"
+    path = cache_root() / PRECISION_RECORD
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = {}
+    if not isinstance(recorded, dict):
+        recorded = {}
+    if key not in recorded:
+        recorded[key] = _time_bf16_against_fp32()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(recorded, indent=1) + "\n", encoding="utf-8")
+        except OSError:
+            pass  # a read-only home: the choice holds for this process only
+    return bool(recorded[key])
+
+
+def _time_bf16_against_fp32() -> bool:
     """Time one encoder-sized linear layer (384 -> 1536 over 512 positions) both ways, best of 5."""
     layer, x = nn.Linear(384, 1536), torch.randn(512, 384)
 
@@ -227,7 +259,8 @@ def _bf16_faster_on_cpu() -> bool:
 
 def bf16_faster(device: torch.device) -> bool:
     """Whether bf16 autocast beats float32 on ``device``: native bf16 on CUDA; on a CPU, native
-    bf16 and a linear layer that measures faster under autocast (timed once per process, ~0.1 s).
+    bf16 and a linear layer that measures faster under autocast (timed once per machine, ~0.1 s,
+    and recorded in ``PRECISION_RECORD``: delete it to time again).
 
     Native support alone does not decide it: CPUs with AVX512-BF16 differ on whether bf16 is
     faster for this encoder (``benchmarks/results/precision.md``), so it is timed.
@@ -235,6 +268,20 @@ def bf16_faster(device: torch.device) -> bool:
     if not native_bf16(device):
         return False
     return device.type == "cuda" or _bf16_faster_on_cpu()
+
+
+def precision_reason(precision: str, device: torch.device, bf16: bool) -> str:
+    """Why a run computes as it does, for its output and its record."""
+    if precision != "auto":
+        return f"--precision {precision}"
+    if not native_bf16(device):
+        return f"auto: {device.type} has no native bf16"
+    if device.type == "cuda":
+        return "auto: native bf16 on CUDA"
+    from .backbone import cache_root
+
+    speed = "faster" if bf16 else "no faster"
+    return f"auto: native bf16, timed {speed} than float32 on this CPU (recorded in {cache_root() / PRECISION_RECORD})"
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:

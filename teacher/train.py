@@ -43,7 +43,7 @@ from distill.training import (
 from .backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
 from .charmap import CharVocab, build_char_vocab, prune_input_embeddings
 from .config import TeacherTrainConfig
-from .model import BertCrf, Teacher, autocast, use_bf16
+from .model import BertCrf, Teacher, autocast, precision_reason, use_bf16
 from .piecemap import PieceVocab, build_piece_vocab
 from .windows import encode_sentence, make_window_batch
 
@@ -224,7 +224,9 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
         # takes rank 0's choice, and a resumed run keeps the one it started with.
         progress.choices["bf16"] = procs.broadcast_flag(use_bf16(cfg.precision, device))
     run.bf16 = progress.choices["bf16"]
-    say(f"encoder arithmetic: {'bf16 autocast' if run.bf16 else 'float32'} on {device}")
+    resumed = how == "resume" and cfg.precision == "auto"
+    run.reason = "kept from the run's start" if resumed else precision_reason(cfg.precision, device, run.bf16)
+    say(f"encoder arithmetic: {'bf16 autocast' if run.bf16 else 'float32'} on {device} ({run.reason})")
     run.teacher = Teacher(net, vocab, labels, window, overlap, {**origin, "dropout": cfg.dropout}, run.bf16)
     log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch) if procs.main else None
     best = fit(run.loop(net, optimizer, checkpoints, log), progress).best
@@ -266,6 +268,8 @@ class _Run:
     vocab: CharVocab | PieceVocab | None = None
     scheduler: object = None
     bf16: bool = False
+    reason: str = ""
+    """Why the encoder computes as it does (``precision_reason``)."""
     inputs: list = field(default_factory=list)
     tags: list[list[int]] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
@@ -310,7 +314,8 @@ class _Run:
     @property
     def record(self) -> dict:
         """What config.json records of the run (the arithmetic --precision auto chose among it)."""
-        return {"training": self.cfg.as_record(), "encoder_arithmetic": "bf16" if self.bf16 else "fp32"}
+        arithmetic = {"encoder_arithmetic": "bf16" if self.bf16 else "fp32", "encoder_arithmetic_reason": self.reason}
+        return {"training": self.cfg.as_record(), **arithmetic}
 
     def loop(
         self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, checkpoints: Checkpointer, log: JsonlLog | None

@@ -524,3 +524,27 @@ def test_resumed_cache_keeps_the_arithmetic_auto_chose(workspace, tmp_path, monk
     cfg.resume = True
     index = build_cache(cfg)  # refused as a precision change before: auto timed float32 this time
     assert index["complete"] and index["teacher"]["precision"] == "bf16"
+
+
+def test_auto_precision_is_timed_once_per_machine_and_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    timings = []
+
+    def timed(result: bool):
+        return lambda: timings.append(result) or result
+
+    teacher_model._bf16_faster_on_cpu.cache_clear()
+    try:
+        monkeypatch.setattr(teacher_model, "_time_bf16_against_fp32", timed(True))
+        assert teacher_model._bf16_faster_on_cpu() is True
+        teacher_model._bf16_faster_on_cpu.cache_clear()  # a later process on the same machine
+        monkeypatch.setattr(teacher_model, "_time_bf16_against_fp32", timed(False))  # would time otherwise now
+        assert teacher_model._bf16_faster_on_cpu() is True and timings == [True]
+        record = json.loads((tmp_path / "distill" / teacher_model.PRECISION_RECORD).read_text())
+        assert list(record.values()) == [True]
+    finally:
+        teacher_model._bf16_faster_on_cpu.cache_clear()
+    cpu = torch.device("cpu")
+    assert teacher_model.precision_reason("fp32", cpu, False) == "--precision fp32"
+    monkeypatch.setattr(teacher_model, "native_bf16", lambda device: True)
+    assert "timed faster than float32" in teacher_model.precision_reason("auto", cpu, True)
