@@ -9,7 +9,7 @@ from .batching import bucket_batches, pad
 from .column import read_column, write_column
 from .datasets import DEV_FRACTION, SPLITS, Dataset, default_unlabeled_path, embedded_dataset, load_dataset
 from .errors import DataError
-from .formats import FORMATS, read_file, sniff_format, write_file
+from .formats import FORMATS, read_file, read_raw_text, sniff_format, write_file
 from .jsonl import read_jsonl, write_jsonl
 from .rawtext import read_text, split_sentences, write_text
 from .report import ReadReport
@@ -54,6 +54,7 @@ __all__ = [
     "read_column",
     "read_file",
     "read_jsonl",
+    "read_raw_text",
     "read_text",
     "sniff_format",
     "spans_to_tags",

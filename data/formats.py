@@ -11,7 +11,7 @@ from .column import read_column, write_column
 from .errors import DataError
 from .jsonl import read_jsonl, write_jsonl
 from .lines import LineRepairs, read_lines
-from .rawtext import read_text, write_text
+from .rawtext import read_text, split_sentences, write_text
 from .report import ReadReport
 from .sentence import Sentence
 
@@ -56,6 +56,19 @@ def read_file(
     if fmt == "text":
         return read_text(path, max_len, report)
     raise DataError(f"unknown format {fmt!r}: expected one of {', '.join(FORMATS)}", path)
+
+
+def read_raw_text(path: str | Path, max_len: int | None = None) -> Iterator[Sentence]:
+    """The text of any corpus file as unlabeled sentences, its format detected as for every other
+    reader: raw text cut as :func:`read_text` cuts it; a JSON-lines or column file's sentences
+    without their tags (cut at sentence ends to ``max_len`` too), never its syntax as text."""
+    fmt = sniff_format(path)
+    if fmt == "text":
+        yield from read_text(path, max_len)
+        return
+    for sentence in read_file(path, fmt):
+        for start, end in split_sentences(sentence.text, max_len):
+            yield Sentence(sentence.text[start:end], None, sentence.source, sentence.line)
 
 
 def write_file(sentences: Sequence[Sentence], path: str | Path, fmt: str, scheme: str = "bioes") -> None:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from distill.artifacts import fingerprint, sha256_file
 from distill.cache import INDEX, check_compatible, check_shard, read_index, shard_name, write_index, write_shard
-from distill.data import Sentence, convert_tags, default_unlabeled_path, load_dataset, read_file
+from distill.data import Sentence, convert_tags, default_unlabeled_path, load_dataset, read_raw_text
 from distill.errors import DistillError
 from distill.training import Processes, use_threads
 
@@ -63,7 +63,7 @@ def _plan_sources(cfg: CacheConfig) -> tuple[list[dict], list]:
                 "limit": cfg.max_unlabeled,
             }
         )
-        streams.append(partial(_first, read_file, path, "text", limit=cfg.max_unlabeled, max_len=cfg.max_len))
+        streams.append(partial(_first, read_raw_text, path, limit=cfg.max_unlabeled, max_len=cfg.max_len))
     if not records:
         raise DistillError("nothing to cache: give labeled splits (--split) and/or --unlabeled text")
     return records, streams

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from distill.artifacts import sha256_file
 from distill.checkpoint import Checkpointer, Progress, start_run
-from distill.data import bucket_batches, load_dataset, read_file
+from distill.data import bucket_batches, load_dataset, read_raw_text
 from distill.errors import DistillError
 from distill.loop import EpochResult, Loop, fit
 from distill.training import JsonlLog, Processes, resolve_device, seed_everything, use_threads
@@ -96,7 +96,7 @@ class Masker:
 
 def corpus_texts(cfg: PretrainConfig) -> list[str]:
     """The sentences to pretrain on: each --unlabeled file's, then the training split's of --data."""
-    texts = [s.text for path in cfg.unlabeled for s in read_file(path, "text", max_len=cfg.max_len)]
+    texts = [s.text for path in cfg.unlabeled for s in read_raw_text(path, max_len=cfg.max_len)]
     if cfg.data is not None:
         dataset = load_dataset(cfg.data)
         texts += [piece for s in dataset.sentences("train") for piece in _cut(s.text, cfg.max_len)]

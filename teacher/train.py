@@ -27,7 +27,7 @@ from distill.data import (
     default_unlabeled_path,
     label_set,
     load_dataset,
-    read_file,
+    read_raw_text,
 )
 from distill.data.schemes import tags_to_spans
 from distill.errors import DistillError
@@ -91,7 +91,7 @@ def vocabulary_texts(dataset, unlabeled: list[str]) -> list[str]:
         if dataset.has(split):
             texts.extend(s.text for s in dataset.sentences(split))
     for path in unlabeled:
-        texts.extend(s.text for s in read_file(path, "text"))
+        texts.extend(s.text for s in read_raw_text(path))
     return texts
 
 

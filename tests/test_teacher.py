@@ -548,3 +548,14 @@ def test_auto_precision_is_timed_once_per_machine_and_recorded(tmp_path, monkeyp
     assert teacher_model.precision_reason("fp32", cpu, False) == "--precision fp32"
     monkeypatch.setattr(teacher_model, "native_bf16", lambda device: True)
     assert "timed faster than float32" in teacher_model.precision_reason("auto", cpu, True)
+
+
+def test_a_json_lines_file_given_as_unlabeled_text_is_cached_as_its_texts(tiny_teacher, tmp_path):
+    raw = tmp_path / "raw.jsonl"
+    lines = [{"id": i, "text": "张三在北京工作。李四在上海。"} for i in range(3)]
+    raw.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    out = tmp_path / "cache"
+    build_cache(CacheConfig(teacher=tiny_teacher["teacher"], out=out, no_labeled=True, unlabeled=[str(raw)]))
+    cache = load_cache(out)
+    texts = [cache.text(i) for i in range(len(cache))]
+    assert texts == ["张三在北京工作。", "李四在上海。"] * 3
