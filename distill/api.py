@@ -21,9 +21,10 @@ from distill.data import Sentence
 from .artifacts import read_config
 from .errors import DistillError
 from .metrics import EntityScores
+from .student import config as student_config
 from .tagging import Entity, Runtime, ScoredTagger, predict_entities
 
-STUDENT_MAX_LEN = 256
+STUDENT_MAX_LEN = student_config.MAX_LEN
 """A BiLSTM reads any length; long texts are still cut at sentence ends, so batches stay even."""
 
 

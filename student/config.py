@@ -8,6 +8,13 @@ from typing import Literal
 
 from distill.settings import RunSettings, default, setting
 
+MAX_LEN = 256
+"""Text is cut at sentence ends into pieces of at most this many characters, in training as in
+prediction: a BiLSTM reads any length, but a batch costs what its longest sentence pads."""
+
+MEMORY_BUDGET_GB = 4.0
+"""The CRF scores a training step may hold; a label set that would need more is refused up front."""
+
 
 @dataclass(kw_only=True)
 class StudentTrainConfig(RunSettings):

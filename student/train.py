@@ -28,6 +28,7 @@ from distill.data import (
     label_scheme,
     label_set,
     load_dataset,
+    split_sentences,
     tags_to_spans,
 )
 from distill.errors import DistillError
@@ -35,7 +36,7 @@ from distill.evaluation import evaluate
 from distill.loop import EpochResult, Loop, fit
 from distill.training import JsonlLog, resolve_device, seed_everything, use_threads
 
-from .config import StudentTrainConfig
+from .config import MAX_LEN, MEMORY_BUDGET_GB, StudentTrainConfig
 from .features import Featurizer
 from .losses import emission_kd, hard_nll, marginal_kd, mixed_loss
 from .model import Architecture, BiLstmCrf, Student
@@ -54,8 +55,35 @@ def _cache_examples(corpus: CachedCorpus) -> tuple[list[_Example], list[_Example
     for i in range(len(corpus)):
         at = corpus.span(i)
         example = _Example(corpus.text(i), corpus.gold[at].astype(np.int64) if corpus.labeled(i) else None, at)
-        (labeled if example.gold is not None else unlabeled).append(example)
+        (labeled if example.gold is not None else unlabeled).extend(_pieces(example))
     return labeled, unlabeled
+
+
+def _pieces(example: _Example) -> list[_Example]:
+    """``example`` cut at sentence ends into pieces of at most MAX_LEN characters (as prediction
+    cuts text), each with its slice of the gold tags and of the teacher's rows: memory and time
+    stay bounded whatever a sentence's length."""
+    if len(example.text) <= MAX_LEN:
+        return [example]
+    out = []
+    for start, end in split_sentences(example.text, MAX_LEN):
+        gold = example.gold[start:end] if example.gold is not None else None
+        rows = slice(example.teacher.start + start, example.teacher.start + end) if example.teacher else None
+        out.append(_Example(example.text[start:end], gold, rows))
+    return out
+
+
+def _check_memory(cfg: StudentTrainConfig, num_tags: int) -> None:
+    """Refuse, before any work, a label set whose CRF scores would pass MEMORY_BUDGET_GB: each step
+    of the CRF holds batch x tags x tags scores, and marginal KD all steps of the longest piece."""
+    steps = MAX_LEN if cfg.kd == "marginal" and cfg.alpha < 1 else 1
+    needed = cfg.batch_size * steps * num_tags * num_tags * 4 * 3 / 2**30  # scores, their gradient, a temporary
+    if needed > MEMORY_BUDGET_GB:
+        raise DistillError(
+            f"{num_tags} tags: a training step would hold about {needed:.1f} GB of CRF scores (batch {cfg.batch_size} "
+            f"x {num_tags} x {num_tags} tags{' x ' + str(steps) + ' positions' if steps > 1 else ''}), over the "
+            f"{MEMORY_BUDGET_GB:g} GB budget: use a smaller --batch-size, emission KD, or fewer entity types"
+        )
 
 
 def _start_embeddings(
@@ -195,8 +223,10 @@ def _training_set(cfg: StudentTrainConfig) -> _TrainingSet:
         train = dataset.load_labeled("train", "training a student")
         labels = label_set(sorted({span.type for s in train for span in tags_to_spans(s.tags)}), "bioes")
         index_of = {label: i for i, label in enumerate(labels)}
-        labeled = [_Example(s.text, np.array([index_of[t] for t in s.tags]), None) for s in train if len(s) > 0]
+        gold = [_Example(s.text, np.array([index_of[t] for t in s.tags]), None) for s in train if len(s) > 0]
+        labeled = [piece for example in gold for piece in _pieces(example)]
         unlabeled = []
+    _check_memory(cfg, len(labels))
     dev_types = {span.type for s in dev for span in tags_to_spans(s.tags)}
     label_types = {label[2:] for label in labels if label != "O"}
     if not dev_types <= label_types:

@@ -347,3 +347,23 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_holds_it(tiny
         check=False,
     )
     assert third.returncode == 0, third.stderr
+
+
+def test_long_training_sentences_are_cut_and_too_many_tags_refused(tiny_teacher, tmp_path):
+    from distill.student.config import MAX_LEN
+    from distill.student.train import _Example, _pieces
+
+    text = ("张三在北京工作。" * 100)[: MAX_LEN * 3 + 5]
+    example = _Example(text, np.arange(len(text)), slice(1000, 1000 + len(text)))
+    pieces = _pieces(example)
+    assert all(len(p.text) <= MAX_LEN for p in pieces) and "".join(p.text for p in pieces) == text
+    assert all(p.gold.tolist() == list(range(p.teacher.start - 1000, p.teacher.stop - 1000)) for p in pieces)
+
+    many = tmp_path / "many"
+    many.mkdir()
+    lines = "".join(f"字\tS-T{i}\n\n" for i in range(1000))
+    for split in ("train", "dev", "test"):
+        (many / f"{split}.txt").write_text(lines, encoding="utf-8")
+    with pytest.raises(DistillError, match=r"4001 tags: a training step would hold about .* GB"):
+        train_student(StudentTrainConfig(out=tmp_path / "s", data=str(many), alpha=1.0, char_vectors="none"))
+    assert not (tmp_path / "s" / "train_log.jsonl").exists()
