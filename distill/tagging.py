@@ -126,14 +126,34 @@ def predict_entities(
         tagged, emissions = [path for path, _ in results], [x for _, x in results]
     entities: list[list[Entity]] = [[] for _ in texts]
     all_spans = _span_reader(tuple(labels)).spans_of(tagged)
-    for (i, offset, _), spans, path, x in zip(pieces, all_spans, tagged, emissions):
-        confidences = [None] * len(spans)
-        if scored is not None:
-            confidences = scored[1].span_probabilities(x, [(span.start, path[span.start : span.end]) for span in spans])
-        for span, confidence in zip(spans, confidences):
+    if scored is None:
+        confidences = [[None] * len(spans) for spans in all_spans]
+    else:
+        asked = [
+            [(span.start, path[span.start : span.end]) for span in spans] for spans, path in zip(all_spans, tagged)
+        ]
+        confidences = _confidences(scored[1], emissions, asked)
+    for (i, offset, _), spans, sure in zip(pieces, all_spans, confidences):
+        for span, confidence in zip(spans, sure):
             start, end = offset + span.start, offset + span.end
             entities[i].append(Entity(span.type, texts[i][start:end], start, end, confidence))
     return entities
+
+
+CONFIDENCE_CHUNK = 64
+"""Sentences whose confidences are computed together (sorted by length, so little is padded)."""
+
+
+def _confidences(crf: CrfScores, emissions: list, spans: list[list]) -> list[list[float]]:
+    order = sorted(range(len(spans)), key=lambda i: len(emissions[i]))
+    out: list[list[float]] = [[] for _ in spans]
+    for at in range(0, len(order), CONFIDENCE_CHUNK):
+        chunk = order[at : at + CONFIDENCE_CHUNK]
+        for i, found in zip(
+            chunk, crf.batch_span_probabilities([emissions[i] for i in chunk], [spans[i] for i in chunk])
+        ):
+            out[i] = found
+    return out
 
 
 def json_line(record: object) -> str:

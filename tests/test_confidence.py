@@ -82,3 +82,21 @@ def test_the_best_paths_entities_have_their_probabilities():
     assert whole == pytest.approx(enumerated[tuple(path0)], abs=1e-6)
     assert whole == pytest.approx(max(enumerated.values()), abs=1e-6)  # Viterbi's path is the likeliest
     assert scores.span_probabilities(x0, []) == []
+
+
+def test_the_batched_confidences_equal_the_per_sentence_ones_on_ragged_batches():
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        k = int(rng.integers(2, 6))
+        scores = _random_scores(rng, k, forbid=0.3)
+        emissions = [rng.normal(size=(int(rng.integers(1, 9)), k)) * 2 for _ in range(int(rng.integers(1, 6)))]
+        spans = []
+        for x in emissions:
+            length = len(x)
+            firsts = [int(rng.integers(0, length)) for _ in range(int(rng.integers(0, 3)))]
+            spans.append(
+                [(f, [int(t) for t in rng.integers(0, k, int(rng.integers(1, length - f + 1)))]) for f in firsts]
+            )
+        batched = scores.batch_span_probabilities(emissions, spans)
+        for got, x, asked in zip(batched, emissions, spans):
+            assert got == pytest.approx(scores.span_probabilities(x, asked), abs=1e-9)
