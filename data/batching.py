@@ -58,10 +58,14 @@ def bucket_batches(
     return batches
 
 
-def pad(sequences: Sequence[Sequence[int]], value: int = 0, dtype: type = np.int64) -> tuple[np.ndarray, np.ndarray]:
-    """``[B, T]`` array of the sequences padded with ``value`` to the longest, and its ``[B, T]`` bool mask."""
-    longest = max((len(s) for s in sequences), default=0)
-    out = np.full((len(sequences), longest), value, dtype=dtype)
+def pad(
+    sequences: Sequence[Sequence], value: float = 0, dtype: type = np.int64, width: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[B, T, ...]`` array of the sequences (of scalars, or of arrays of one trailing shape) padded
+    with ``value`` to ``width`` (default: the longest), and its ``[B, T]`` bool mask."""
+    longest = width if width is not None else max((len(s) for s in sequences), default=0)
+    trailing = np.shape(sequences[0])[1:] if len(sequences) else ()
+    out = np.full((len(sequences), longest, *trailing), value, dtype=dtype)
     mask = np.zeros((len(sequences), longest), dtype=bool)
     for row, seq in enumerate(sequences):
         out[row, : len(seq)] = seq

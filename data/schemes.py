@@ -226,3 +226,18 @@ def allowed_transitions(labels: Sequence[str]) -> Transitions:
     end = [(p in "OES") if bioes else True for p, _ in parsed]
     pairs = [[may_follow(a, b) for b in parsed] for a in parsed]
     return Transitions(start, pairs, end)
+
+
+def label_mismatch(sentences: Sequence, labels: Sequence[str], owner: str) -> str | None:
+    """Why ``sentences`` do not fit ``owner``'s label set ``labels`` (an entity type it lacks), naming
+    the first sentence that shows it, or None when they fit. ``owner``: 'the model', 'the cache'."""
+    known = {split_tag(label)[1] for label in labels if label != "O"}
+    for sentence in sentences:
+        extra = {span.type for span in tags_to_spans(sentence.tags or [])} - known
+        if extra:
+            where = f"{sentence.source}, line {sentence.line}: " if sentence.source else ""
+            return (
+                f"{where}entity types {', '.join(sorted(extra))} are not in {owner}'s label set "
+                f"({', '.join(sorted(known))}): the data does not match {owner}"
+            )
+    return None

@@ -56,20 +56,15 @@ class Model:
 
     def evaluate(self, sentences: Sequence[Sentence], batch_size: int = 64) -> EntityScores:
         """Scores on labeled sentences; entity types the model was never taught are refused."""
-        from distill.data import convert_tags, label_scheme, tags_to_spans
+        from distill.data import convert_tags, label_mismatch, label_scheme
 
         from .evaluation import evaluate
 
         if sentences and not any(s.tags for s in sentences):
             raise DistillError(f"{sentences[0].source}: no labeled sentences: evaluating needs gold tags")
-        known = {label[2:] for label in self.labels if label != "O"}
-        found = {span.type for s in sentences if s.tags for span in tags_to_spans(s.tags)}
-        if not found <= known:
-            first = next(s for s in sentences if s.tags and {sp.type for sp in tags_to_spans(s.tags)} - known)
-            raise DistillError(
-                f"{first.source}, line {first.line}: entity types {', '.join(sorted(found - known))} are not in the "
-                f"model's label set ({', '.join(sorted(known))}): the data and the model do not match"
-            )
+        problem = label_mismatch(sentences, self.labels, "the model")
+        if problem:
+            raise DistillError(problem)
         scheme = label_scheme(self.labels)
         gold = [type(s)(s.text, convert_tags(s.tags, scheme), s.source, s.line) for s in sentences if s.tags]
         return evaluate(self.tag_ids, gold, self.labels, batch_size)[0]

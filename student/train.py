@@ -25,9 +25,11 @@ from distill.data import (
     Sentence,
     bucket_batches,
     convert_tags,
+    label_mismatch,
     label_scheme,
     label_set,
     load_dataset,
+    pad,
     split_sentences,
     tags_to_spans,
 )
@@ -125,14 +127,6 @@ def _bigram_entries(featurizer: Featurizer) -> list[str]:
     return [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
 
 
-def _pad(rows: list[np.ndarray], width: int, value: float = 0, dtype=np.int64) -> np.ndarray:
-    shape = (len(rows), width, *rows[0].shape[1:])
-    out = np.full(shape, value, dtype=dtype)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return out
-
-
 def train_student(cfg: StudentTrainConfig) -> dict:
     """Train, keep the best epoch in ``cfg.out``, and return its metrics."""
     device = resolve_device(cfg.device)
@@ -227,13 +221,9 @@ def _training_set(cfg: StudentTrainConfig) -> _TrainingSet:
         labeled = [piece for example in gold for piece in _pieces(example)]
         unlabeled = []
     _check_memory(cfg, len(labels))
-    dev_types = {span.type for s in dev for span in tags_to_spans(s.tags)}
-    label_types = {label[2:] for label in labels if label != "O"}
-    if not dev_types <= label_types:
-        raise DistillError(
-            f"the label set of {data or 'the default data'} ({', '.join(sorted(dev_types))}) does not match the "
-            f"cache's ({', '.join(sorted(label_types))}): the cache was made for another dataset"
-        )
+    problem = label_mismatch(dev, labels, "the cache" if corpus is not None else "the training split")
+    if problem:
+        raise DistillError(problem)
     return _TrainingSet(dataset, labels, labeled, unlabeled, _in_scheme(dev, labels), corpus, index)
 
 
@@ -338,7 +328,7 @@ def _batch_loss(
 ) -> torch.Tensor:
     width = max(len(e.text) for e in batch)
     inputs = {
-        key: torch.from_numpy(_pad([f[key][0] for f in features], width)).to(device)
+        key: torch.from_numpy(pad([f[key][0] for f in features], width=width)[0]).to(device)
         for key in features[0]
         if key != "lengths"
     }
@@ -359,11 +349,11 @@ def _batch_loss(
                     else np.zeros(len(e.text), np.int64)
                 )
                 use.append(cfg.unlabeled_hard == "viterbi")
-        tags = torch.from_numpy(_pad(targets, width)).to(device)
+        tags = torch.from_numpy(pad(targets, width=width)[0]).to(device)
         hard = hard_nll(net.crf, emissions, tags, mask, torch.tensor(use, device=device))
     if cfg.alpha < 1:
         source = corpus.emissions if cfg.kd == "emission" else corpus.marginals
-        teacher = torch.from_numpy(_pad([source[e.teacher] for e in batch], width, 0, np.float32)).to(device)
+        teacher = torch.from_numpy(pad([source[e.teacher] for e in batch], 0, np.float32, width)[0]).to(device)
         if cfg.kd == "emission":
             soft = emission_kd(emissions, teacher, mask, cfg.temperature)
         else:

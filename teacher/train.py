@@ -27,6 +27,7 @@ from distill.data import (
     default_unlabeled_path,
     label_set,
     load_dataset,
+    pad,
     read_raw_text,
 )
 from distill.data.schemes import tags_to_spans
@@ -297,7 +298,7 @@ class _Run:
 
     def loss(self, batch: list[int], epoch: int, step: int) -> tuple[torch.Tensor, int]:
         windows = make_window_batch([self.inputs[i] for i in batch], self.vocab.specials).to(self.device)
-        tags = _pad_tags([self.tags[i] for i in batch], windows.shape).to(self.device)
+        tags = torch.from_numpy(pad([self.tags[i] for i in batch], width=windows.shape[1])[0]).to(self.device)
         with autocast(self.device, self.bf16):
             value = self.model(
                 windows.input_ids, windows.attention_mask, windows.gather, windows.mask, windows.segments, tags
@@ -352,10 +353,3 @@ class _Run:
             best["test"] = scores.as_dict()
             tqdm.write(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
         best_teacher.save(self.cfg.out, self.record | {"metrics": best, "training_complete": True})
-
-
-def _pad_tags(rows: list[list[int]], shape: tuple[int, int]) -> torch.Tensor:
-    tags = torch.zeros(shape, dtype=torch.long)
-    for b, row in enumerate(rows):
-        tags[b, : len(row)] = torch.as_tensor(row)
-    return tags
