@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from distill.benchmark.config import BenchmarkConfig
 from distill.cli import cli
 from distill.errors import DistillError
+from distill.serve import ServeConfig
 from distill.settings import RunSettings, default, flag_of, setting, settings_fields
 from distill.student.config import StudentTrainConfig
 from distill.teacher.config import CacheConfig, PretrainConfig, TeacherTrainConfig
@@ -23,6 +24,7 @@ COMMANDS = {
     "teacher-pretrain": PretrainConfig,
     "teacher-cache": CacheConfig,
     "benchmark": BenchmarkConfig,
+    "serve": ServeConfig,
 }
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +45,7 @@ def test_every_setting_is_an_option_with_the_settings_default(name):
 
 
 def test_command_modules_declare_no_defaults_of_their_own():
-    for module in ("student_commands", "teacher_commands", "benchmark_commands"):
+    for module in ("student_commands", "teacher_commands", "benchmark_commands", "serve_commands"):
         source = (ROOT / "distill" / "cli" / f"{module}.py").read_text(encoding="utf-8")
         assert not re.search(r"default\s*=", source), module
 
