@@ -30,63 +30,20 @@ class CrfScores:
             raise ValueError(f"scores must be [K], [K, K], [K]; got {self.start.shape}, {self.transitions.shape}")
         self._moves = np.exp(self.transitions)  # [K, K]; 0 where a move is forbidden
 
-    def forward_backward(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """(log alpha [L, K], log beta [L, K], log Z) of one sentence's emissions [L, K].
-
-        Computed in probability space with each step renormalised (the scaled forward-backward):
-        a step is one [K] x [K, K] product, where log-space needs a [K, K] log-sum-exp, and the
-        scales, summed in log space, carry what the normalisation took out.
-        """
-        x = np.asarray(emissions, dtype=np.float64)
-        length, k = x.shape
-        shift = x.max(axis=1, keepdims=True)  # [L, 1]
-        potentials = np.exp(x - shift)  # [L, K], each row's largest entry 1
-        start_shift, end_shift = self.start.max(), self.end.max()
-        alpha, beta = np.empty((length, k)), np.empty((length, k))
-        alpha_scale, beta_scale = np.empty(length), np.empty(length)
-        step = np.exp(self.start - start_shift) * potentials[0]
-        for t in range(length):
-            if t:
-                step = (alpha[t - 1] @ self._moves) * potentials[t]
-            alpha_scale[t] = step.sum()
-            alpha[t] = step / alpha_scale[t]
-        step = np.exp(self.end - end_shift)
-        beta_scale[-1] = 1.0
-        beta[-1] = step
-        for t in range(length - 2, -1, -1):
-            step = self._moves @ (potentials[t + 1] * beta[t + 1])
-            beta_scale[t] = step.sum()
-            beta[t] = step / beta_scale[t]
-        with np.errstate(divide="ignore"):  # log(0) = -inf: a tag no path reaches
-            log_alpha = np.log(alpha) + (start_shift + np.cumsum(shift[:, 0] + np.log(alpha_scale)))[:, None]
-            later = np.concatenate([np.cumsum((shift[1:, 0] + np.log(beta_scale[:-1]))[::-1])[::-1], [0.0]])
-            log_beta = np.log(beta) + (end_shift + later)[:, None]
-        log_z = float(np.log(alpha[-1] @ np.exp(self.end - end_shift)) + end_shift) + float(
-            start_shift + np.sum(shift[:, 0] + np.log(alpha_scale))
-        )
-        return log_alpha, log_beta, log_z
-
     def span_probabilities(self, emissions: np.ndarray, spans: Sequence[tuple[int, Sequence[int]]]) -> list[float]:
-        """p(the tags of each span) for spans given as (first position, its tags), in one pass."""
-        if not spans:
-            return []
-        x = np.asarray(emissions, dtype=np.float64)
-        alpha, beta, log_z = self.forward_backward(x)
-        out = []
-        for first, tags in spans:
-            score = alpha[first, tags[0]]
-            for offset in range(1, len(tags)):
-                t = first + offset
-                score += self.transitions[tags[offset - 1], tags[offset]] + x[t, tags[offset]]
-            score += beta[first + len(tags) - 1, tags[-1]]
-            out.append(float(np.exp(min(score - log_z, 0.0))))  # rounding can pass 0 by a hair
-        return out
+        """p(the tags of each span) of one sentence, for spans given as (first position, its tags)."""
+        return self.batch_span_probabilities([emissions], [spans])[0]
 
     def batch_span_probabilities(
         self, emissions: Sequence[np.ndarray], spans: Sequence[Sequence[tuple[int, Sequence[int]]]]
     ) -> list[list[float]]:
-        """:meth:`span_probabilities` of many sentences at once: one forward and one backward pass
-        over the batch, a [B, K] x [K, K] product a step, instead of one pass per sentence."""
+        """p(the tags of each span) of many sentences at once (per sentence, spans given as (first
+        position, its tags)).
+
+        The scaled forward-backward over the batch: in probability space, each step one
+        [B, K] x [K, K] product renormalised, the scales summed in log space (a log-space step
+        would need a [B, K, K] log-sum-exp); sentences past their end are carried unchanged.
+        """
         busy = [i for i, sentence in enumerate(spans) if sentence]  # a sentence without entities costs nothing
         out: list[list[float]] = [[] for _ in spans]
         if not busy:

@@ -132,7 +132,7 @@ def predict_entities(
         asked = [
             [(span.start, path[span.start : span.end]) for span in spans] for spans, path in zip(all_spans, tagged)
         ]
-        confidences = _confidences(scored[1], emissions, asked)
+        confidences = span_confidences(scored[1], emissions, asked)
     for (i, offset, _), spans, sure in zip(pieces, all_spans, confidences):
         for span, confidence in zip(spans, sure):
             start, end = offset + span.start, offset + span.end
@@ -144,7 +144,9 @@ CONFIDENCE_CHUNK = 64
 """Sentences whose confidences are computed together (sorted by length, so little is padded)."""
 
 
-def _confidences(crf: CrfScores, emissions: list, spans: list[list]) -> list[list[float]]:
+def span_confidences(crf: CrfScores, emissions: list, spans: list[list]) -> list[list[float]]:
+    """``crf``'s probability of each asked span (per sentence, (first position, tags)), computed
+    CONFIDENCE_CHUNK sentences at a time in order of length, so memory stays small."""
     order = sorted(range(len(spans)), key=lambda i: len(emissions[i]))
     out: list[list[float]] = [[] for _ in spans]
     for at in range(0, len(order), CONFIDENCE_CHUNK):

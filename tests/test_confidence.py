@@ -49,9 +49,7 @@ def test_span_probabilities_equal_enumeration(seed):
     for (first, tags), p in zip(spans, got):
         expected = sum(q for seq, q in paths.items() if list(seq[first : first + len(tags)]) == tags)
         assert p == pytest.approx(expected, abs=1e-9)
-    _, _, log_z = scores.forward_backward(x)
     assert sum(paths.values()) == pytest.approx(1.0)
-    assert np.isfinite(log_z)
 
 
 def test_single_positions_are_the_crfs_marginals_with_its_constraints():
@@ -84,12 +82,12 @@ def test_the_best_paths_entities_have_their_probabilities():
     assert scores.span_probabilities(x0, []) == []
 
 
-def test_the_batched_confidences_equal_the_per_sentence_ones_on_ragged_batches():
+def test_a_ragged_batch_gives_each_sentence_its_enumerated_probabilities():
     rng = np.random.default_rng(7)
-    for _ in range(40):
-        k = int(rng.integers(2, 6))
+    for _ in range(20):
+        k = int(rng.integers(2, 5))
         scores = _random_scores(rng, k, forbid=0.3)
-        emissions = [rng.normal(size=(int(rng.integers(1, 9)), k)) * 2 for _ in range(int(rng.integers(1, 6)))]
+        emissions = [rng.normal(size=(int(rng.integers(1, 6)), k)) * 2 for _ in range(int(rng.integers(1, 6)))]
         spans = []
         for x in emissions:
             length = len(x)
@@ -97,6 +95,10 @@ def test_the_batched_confidences_equal_the_per_sentence_ones_on_ragged_batches()
             spans.append(
                 [(f, [int(t) for t in rng.integers(0, k, int(rng.integers(1, length - f + 1)))]) for f in firsts]
             )
-        batched = scores.batch_span_probabilities(emissions, spans)
-        for got, x, asked in zip(batched, emissions, spans):
-            assert got == pytest.approx(scores.span_probabilities(x, asked), abs=1e-9)
+        for got, x, asked in zip(scores.batch_span_probabilities(emissions, spans), emissions, spans):
+            paths = _brute_force(scores, x)
+            expected = [
+                sum(q for seq, q in paths.items() if list(seq[first : first + len(tags)]) == tags)
+                for first, tags in asked
+            ]
+            assert got == pytest.approx(expected, abs=1e-9)

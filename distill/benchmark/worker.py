@@ -63,7 +63,7 @@ def rss_mb() -> float | None:
 def measure(spec: dict) -> dict:
     from distill.api import load_model
     from distill.data import SpanReader, load_dataset
-    from distill.tagging import tag_in_batches
+    from distill.tagging import span_confidences, tag_in_batches
 
     sentences, _ = load_dataset(spec["data"]).load(spec["split"])
     texts = [s.text for s in sentences if len(s.text) > 0]
@@ -132,10 +132,13 @@ def measure(spec: dict) -> dict:
     tagger, crf = model.scored
     scored = tag_in_batches(tagger, texts, 64, model.workers)
     paths = [path for path, _ in scored]
-    entities = []  # per sentence: [type, start, end, confidence] of each entity, for calibration
-    for (path, emissions), spans in zip(scored, SpanReader(model.labels).spans_of(paths)):
-        confidences = crf.span_probabilities(emissions, [(span.start, path[span.start : span.end]) for span in spans])
-        entities.append([[span.type, span.start, span.end, p] for span, p in zip(spans, confidences)])
+    all_spans = SpanReader(model.labels).spans_of(paths)
+    asked = [[(span.start, path[span.start : span.end]) for span in spans] for spans, path in zip(all_spans, paths)]
+    confidences = span_confidences(crf, [emissions for _, emissions in scored], asked)
+    entities = [  # per sentence: [type, start, end, confidence] of each entity, for calibration
+        [[span.type, span.start, span.end, p] for span, p in zip(spans, found)]
+        for spans, found in zip(all_spans, confidences)
+    ]
     return {
         "load_seconds": load_seconds,
         "latency_ms": latency,
