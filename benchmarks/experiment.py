@@ -81,8 +81,10 @@ class Run:
             meta, flag = fields[name].metadata, flag_of(fields[name])
             if meta["argument"]:
                 words.append(_relative(value))
+            elif isinstance(value, bool) and meta["on_off"]:
+                words.append(flag if value else f"--no-{flag[2:]}")
             elif isinstance(value, bool):
-                words.append(flag if value else f"--no-{flag[2:]}") if meta["on_off"] else words.extend([flag] * value)
+                words += [flag] if value else []  # a flag without a --no- form: given, or left out
             elif isinstance(value, list) and meta["comma"]:
                 words += [flag, ",".join(map(str, value))]
             elif isinstance(value, list):

@@ -268,7 +268,7 @@ def _click_param(field: dataclasses.Field, hint: Any) -> Callable:
         return click.argument(field.name, type=click_type, required=required)
     options: dict[str, Any] = {"help": meta["help"], "metavar": meta["metavar"]}
     if listed and meta["comma"]:
-        options |= {"type": _CommaList(item), "default": ",".join(map(str, initial or [])), "show_default": True}
+        options |= {"type": _comma_list(item), "default": ",".join(map(str, initial or [])), "show_default": True}
     elif listed:
         options |= {
             "type": click_type,
@@ -288,27 +288,24 @@ def _click_param(field: dataclasses.Field, hint: Any) -> Callable:
     return click.option(flag_of(field), field.name, **options)
 
 
-class _CommaList:
-    """A click type: ``a,b,c`` -> a list of ``item``."""
+def _comma_list(item: type) -> Any:
+    """A click type: ``a,b,c`` -> a list of ``item`` (choices are checked with the other settings)."""
+    import click
 
-    def __new__(cls, item: type) -> Any:
-        import click
+    parse = item if item in (int, float) else str
 
-        parse = item if item in (int, float) else str  # choices are checked with the other settings
-        words = parse.__name__
+    class CommaList(click.ParamType):
+        name = f"{parse.__name__},..."
 
-        class CommaList(click.ParamType):
-            name = f"{words},..."
+        def convert(self, value: Any, param: Any, ctx: Any) -> list:
+            if isinstance(value, list):
+                return value
+            try:
+                return [parse(part.strip()) for part in str(value).split(",") if part.strip()]
+            except ValueError:
+                self.fail(f"expected comma-separated {parse.__name__} values, got {value!r}", param, ctx)
 
-            def convert(self, value: Any, param: Any, ctx: Any) -> list:
-                if isinstance(value, list):
-                    return value
-                try:
-                    return [parse(part.strip()) for part in str(value).split(",") if part.strip()]
-                except ValueError:
-                    self.fail(f"expected comma-separated {words} values, got {value!r}", param, ctx)
-
-        return CommaList()
+    return CommaList()
 
 
 def _read_config_file(cls: type[Settings], ctx: Any, _param: Any, path: Path | None) -> Path | None:
