@@ -87,8 +87,8 @@ def load_model(
     """Load a teacher (or teacher ensemble) or student directory, as config.json says, for one of ``RUNTIMES``.
 
     ``onnx_dir`` holds the ONNX export if not ``directory`` itself; ``threads`` is how many cores
-    the ONNX runtime uses (0: all this process may use), one batch per core. Torch's threads are
-    the caller's to set.
+    the model may use (0: the runtime's default): on the ONNX runtimes one batch per core, on the
+    torch runtimes torch's thread count for the process.
     """
     directory = Path(directory)
     config = read_config(directory)
@@ -105,8 +105,9 @@ def load_model(
         scored = (onnx.tag_scores, onnx.confidence_scores())
         return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len, onnx.workers, scored)
 
-    from .training import resolve_device
+    from .training import resolve_device, use_threads
 
+    use_threads(threads)
     torch_device = resolve_device(device)
     if runtime == "int8" and torch_device.type != "cpu":
         raise DistillError("int8 dynamic quantisation runs on the CPU only")

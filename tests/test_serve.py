@@ -144,3 +144,17 @@ def test_predict_on_an_empty_input_file_answers_nothing(served_student, tmp_path
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
     result = CliRunner().invoke(cli, ["predict", str(served_student), "--input", str(tmp_path / "empty.txt")])
     assert result.exit_code == 0 and result.output == ""
+
+
+def test_predict_threads_sets_the_torch_runtimes_threads(served_student):
+    import subprocess
+
+    code = (
+        "import torch\n"
+        "from distill.cli import cli\n"
+        f"cli.main(['predict', {str(served_student)!r}, '--threads', '1', '张三'], standalone_mode=False)\n"
+        "print(torch.get_num_threads())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "1"

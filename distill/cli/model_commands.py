@@ -20,8 +20,16 @@ from .table import render_table
 @click.option("--split", default="test", show_default=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option(
+    "--threads",
+    default=0,
+    show_default=True,
+    help="CPU threads the model may use (0: the runtime's default); 1 where another job shares the machine.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def evaluate(model_dir: Path, data: str | None, split: str, batch_size: int, device: str, as_json: bool) -> None:
+def evaluate(
+    model_dir: Path, data: str | None, split: str, batch_size: int, device: str, threads: int, as_json: bool
+) -> None:
     """Entity precision, recall and F1 of MODEL_DIR on a labeled split, overall and per type.
 
     \b
@@ -31,7 +39,7 @@ def evaluate(model_dir: Path, data: str | None, split: str, batch_size: int, dev
     from distill.api import load_model
     from distill.data import load_dataset
 
-    model = load_model(model_dir, device)
+    model = load_model(model_dir, device, threads=threads)
     sentences, _ = load_dataset(data).load(split)
     scores = model.evaluate(sentences, batch_size)
     if as_json:
@@ -72,7 +80,15 @@ def evaluate(model_dir: Path, data: str | None, split: str, batch_size: int, dev
     "quantised to INT8 (fastest on CPU); int8: PyTorch dynamic quantisation; bf16: a teacher's encoder "
     "under bf16 autocast (fast on CUDA and CPUs with AVX512-BF16 or AMX).",
 )
-def predict(model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int, device: str, runtime: str) -> None:
+@click.option(
+    "--threads",
+    default=0,
+    show_default=True,
+    help="CPU threads the model may use (0: the runtime's default); 1 where another job shares the machine.",
+)
+def predict(
+    model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int, device: str, runtime: str, threads: int
+) -> None:
     """Tag TEXTS (or each line of --input) with MODEL_DIR; print one JSON line per text.
 
     Each line is {"text": ..., "entities": [{"type", "text", "start", "end", "confidence"}]} with
@@ -95,7 +111,7 @@ def predict(model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int
         inputs += [text for _, text in read_lines(input_file, LineRepairs(strict=True))]
     if not inputs and input_file is None:
         raise click.UsageError("give TEXTS or --input FILE")
-    model = load_model(model_dir, device, runtime)
+    model = load_model(model_dir, device, runtime, threads=threads)
     out = sys.stdout
     for text, entities in zip(inputs, model.predict(inputs, batch_size)):
         out.write(json_line({"text": text, "entities": [e.as_dict() for e in entities]}) + "\n")
