@@ -17,6 +17,7 @@ import json
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -174,6 +175,15 @@ class Checkpointer:
         version, internal, gauss = saved["python_rng"]
         random.setstate((version, tuple(internal), gauss))
         return Progress(**saved["progress"])
+
+    def progress(self, how: str, say: Callable[[str], None]) -> Progress:
+        """Where a run starts (``how`` from :func:`start_run`): its checkpoint's progress when
+        resuming, said with ``say``, else a fresh one."""
+        if how != "resume":
+            return Progress()
+        progress = self.load()
+        say(f"resuming from epoch {progress.epoch}, batch {progress.step}")
+        return progress
 
     def clear(self) -> None:
         """Remove the checkpoint once training has finished (the model directory is what remains),

@@ -1,7 +1,5 @@
-"""What the trainers share: seeding, devices, the optimiser step, the epoch log, processes.
-
-Small helpers, not a framework: each trainer's loop stays plain Python that reads top to bottom.
-"""
+"""What the trainers share besides their loop (:mod:`distill.loop`): seeding, threads, devices,
+the optimiser step, the epoch log, and torchrun's processes."""
 
 from __future__ import annotations
 

@@ -148,9 +148,7 @@ def train_student(cfg: StudentTrainConfig) -> dict:
     features = [featurizer.encode([e.text]) for e in data.examples]  # once, not every epoch
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     checkpoints = Checkpointer(cfg.out, net, optimizer, average=average)
-    progress = checkpoints.load() if how == "resume" else Progress()
-    if how == "resume":
-        tqdm.write(f"resuming from epoch {progress.epoch}, batch {progress.step}")
+    progress = checkpoints.progress(how, tqdm.write)
     log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch)
 
     def loss(batch: list[int], epoch: int, step: int) -> tuple[torch.Tensor, int]:

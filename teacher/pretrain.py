@@ -26,7 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from distill.artifacts import sha256_file
-from distill.checkpoint import Checkpointer, Progress, start_run
+from distill.checkpoint import Checkpointer, start_run
 from distill.data import bucket_batches, load_dataset, read_raw_text
 from distill.errors import DistillError
 from distill.loop import EpochResult, Loop, fit
@@ -284,9 +284,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
     optimizer = torch.optim.AdamW(param_groups(run.model, cfg.lr, cfg.head_lr, cfg.weight_decay))
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup * steps), steps)
     checkpoints = Checkpointer(cfg.out, run.model, optimizer, scheduler)
-    progress = checkpoints.load() if how == "resume" else Progress()
-    if how == "resume":
-        tqdm.write(f"resuming from epoch {progress.epoch}, batch {progress.step}")
+    progress = checkpoints.progress(how, tqdm.write)
     if "bf16" not in progress.choices:
         progress.choices["bf16"] = use_bf16(cfg.precision, device)
     run.bf16 = progress.choices["bf16"]

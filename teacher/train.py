@@ -9,6 +9,7 @@ evaluates and writes.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -217,9 +218,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     optimizer = torch.optim.AdamW(param_groups(net, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.layer_lr_decay))
     run.scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup * steps), steps)
     checkpoints = Checkpointer(cfg.out, net, optimizer, run.scheduler, writer=procs.main)
-    progress = checkpoints.load() if how == "resume" else Progress()
-    if how == "resume":
-        say(f"resuming from epoch {progress.epoch}, batch {progress.step}")
+    progress = checkpoints.progress(how, say)
     if cfg.precision != "auto" or "bf16" not in progress.choices:
         # auto times bf16 in each process, and a busy machine can time it either way: every process
         # takes rank 0's choice, and a resumed run keeps the one it started with.
@@ -283,9 +282,9 @@ class _Run:
         self.tags = [[index[t] for t in convert_tags(s.tags, self.cfg.scheme)] for s in self.train]
         self.lengths = [len(s) for s in self.train]
 
-    @property
+    @functools.cached_property
     def steps_per_epoch(self) -> int:
-        """Batches each process takes per epoch (every process the same number)."""
+        """Batches each process takes per epoch (every process the same number; once ``encode``d)."""
         cfg = self.cfg
         return len(bucket_batches(self.lengths, cfg.batch_size, max_tokens=cfg.max_tokens)) // self.procs.world
 
