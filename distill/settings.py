@@ -85,13 +85,15 @@ class Settings:
     """Base of every command's settings: checks each value when the settings are made."""
 
     def __post_init__(self) -> None:
+        hints = _hints(type(self))
         for field in settings_fields(type(self)):
-            convert = field.metadata["convert"]
-            if convert is not None and isinstance(getattr(self, field.name), (list, tuple)):
-                setattr(self, field.name, [convert(v) for v in getattr(self, field.name)])
-            if _base_type(_hints(type(self))[field.name])[0] is Path and isinstance(getattr(self, field.name), str):
-                setattr(self, field.name, Path(getattr(self, field.name)))
-            problem = _problem(field, getattr(self, field.name), _hints(type(self))[field.name])
+            value, convert = getattr(self, field.name), field.metadata["convert"]
+            if convert is not None and isinstance(value, (list, tuple)):
+                value = [convert(v) for v in value]
+            if _base_type(hints[field.name])[0] is Path and isinstance(value, str):
+                value = Path(value)
+            setattr(self, field.name, value)
+            problem = _problem(field, value, hints[field.name])
             if problem:
                 raise DistillError(f"{flag_of(field)} {problem}")
 
