@@ -78,9 +78,15 @@ def write_subset(out: Path, size: DemoSize) -> tuple[Path, Path]:
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/demo"),
+    show_default=True,
+    help="Where the data subset, models and report go; rerun with the same --out to keep finished steps.",
+)
 @click.option("--quick", is_flag=True, help="Tiny settings: the same path in a few minutes (the test suite runs it).")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N, or auto (CUDA when present).")
 def demo(out: Path, quick: bool, device: str) -> None:
     """Run the whole pipeline on the embedded default data and print the deployment report.
 

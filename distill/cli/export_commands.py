@@ -9,7 +9,9 @@ import click
 
 @click.command()
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True, help="The export format."
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Where to write. [default: MODEL_DIR]")
 def export(model_dir: Path, fmt: str, out: Path | None) -> None:
     """Export a student's network to ONNX (decoding stays outside, in numpy).

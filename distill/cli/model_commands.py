@@ -17,8 +17,13 @@ from .table import render_table
 @click.command()
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--data", help="Dataset directory, data file, or 'default'. [default: default]")
-@click.option("--split", default="test", show_default=True)
-@click.option("--batch-size", default=64, show_default=True)
+@click.option("--split", default="test", show_default=True, help="The labeled split to score: train, dev or test.")
+@click.option(
+    "--batch-size",
+    default=64,
+    show_default=True,
+    help="Most sentences tagged at once (batches are also capped in characters).",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option(
     "--threads",
@@ -69,7 +74,12 @@ def evaluate(
     type=click.Path(allow_dash=True, dir_okay=False),
     help="A UTF-8 file of one text per line ('-' for stdin).",
 )
-@click.option("--batch-size", default=64, show_default=True)
+@click.option(
+    "--batch-size",
+    default=64,
+    show_default=True,
+    help="Most sentences tagged at once (batches are also capped in characters).",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option(
     "--runtime",
