@@ -24,8 +24,8 @@ trap pack EXIT
 { date -u; nvidia-smi; lscpu; python3 -m pip list 2>/dev/null | grep -i -E "^(torch|transformers|onnx|onnxruntime|numpy|tokenizers) "; } > "$RESULTS"/machine.txt 2>&1
 # The experiment files read ../shared/data, which the machine lacks: the bundle's copy takes its place.
 [ -e "$ROOT"/../shared/data ] || { mkdir -p "$ROOT"/../shared && ln -sfn "$BUNDLE"/data "$ROOT"/../shared/data; }
-python3 "$ROOT"/benchmarks/gpu_bundle.py rebuild "$BUNDLE" /tmp/e5 >> "$LOG" 2>&1 || exit 1
-sets=(--set teacher.model='"/tmp/e5"')
+python3 "$ROOT"/benchmarks/gpu_bundle.py rebuild "$BUNDLE" "$WORK"/e5 >> "$LOG" 2>&1 || exit 1
+sets=(--set "teacher.model=\"$WORK/e5\"")
 for word in ${TEACHER:-epochs=4}; do sets+=(--set "teacher.$word"); done
 for word in ${STUDENT:-epochs=6 patience=8}; do sets+=(--set "student.$word"); done
 for word in ${BENCHMARK:-variants=[\"torch\",\"bf16\",\"onnx-int8\"] throughput_repeats=2 timeout=90 rounds=1}; do

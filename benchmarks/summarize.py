@@ -1,174 +1,176 @@
-"""Collect the per-dataset results into benchmarks/results/README.md.
+"""Write benchmarks/results/README.md, the index of every committed result, from the manifests.
 
-Usage: python benchmarks/summarize.py
-Reads the run manifests that benchmarks/experiment.py writes
-(benchmarks/results/<dataset>/<experiment>/<row>-seed<N>/manifest.json) and the files of earlier
-runs (<dataset>/{teacher.json, students.json, report/report.json}); writes a summary that links
-to each file. Reports only what those files hold.
+Usage: python benchmarks/summarize.py [--check]
+
+Every run leaves a ``manifest.json`` (command, settings, commit, machine, date, minutes, scores):
+``<dataset>/<experiment>/<row>[-seed<N>]/manifest.json`` for trainings (``benchmarks/experiment.py``
+writes them), ``.../report/manifest.json`` beside a deployment report, and ``<name>/manifest.json``
+for a measurement of the machine or the code (``decode``, ``precision``, ...). The index reports
+only what those files and the reports beside them hold. ``--check`` fails if the page is stale.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+INDEX = RESULTS / "README.md"
 DATASETS = ("resume", "weibo", "msra")
 PUBLISHED = {"resume": (95.68, 93.48), "weibo": (68.79, 52.77), "msra": (95.92, 88.81)}
+"""Published test F1: BERT-base-CRF and the character BiLSTM-CRF (Zhang & Yang 2018's baselines)."""
 
 
-def _load(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _other_runs(dataset: str, name: str) -> list[Path]:
-    """``name`` in each of the dataset's folders (``earlier-*``, ``gpu-h200``, ...): the tables and
-    reports of runs on other machines or with other teachers than the dataset's own files."""
-    return sorted((RESULTS / dataset).glob(f"*/{name}"))
+def _link(path: Path, text: str) -> str:
+    return f"[{text}](./{path.relative_to(RESULTS).as_posix()})"
 
 
-def manifest_tables() -> list[str]:
-    """A table per dataset and experiment from its manifests: one line per row, its seeds together."""
-    lines = []
-    for folder in sorted({p.parent.parent for p in RESULTS.glob("*/*/*/manifest.json")}):
-        rows: dict[str, list[tuple[dict, Path]]] = {}
-        for path in sorted(folder.glob("*/manifest.json")):
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            rows.setdefault(path.parent.name.rsplit("-seed", 1)[0], []).append((manifest, path))
+def _test_f1(manifest: dict) -> float | None:
+    test = (manifest.get("metrics") or {}).get("test")
+    return test["overall"]["f1"] * 100 if test else None
+
+
+def _commit(manifest: dict) -> str:
+    return (manifest.get("commit") or "")[:10] or "-"
+
+
+def _runs(folder: Path) -> dict[str, list[tuple[dict, Path]]]:
+    """Row name -> its runs (one per seed), for the run folders directly under ``folder``."""
+    rows: dict[str, list[tuple[dict, Path]]] = {}
+    for path in sorted(folder.glob("*/manifest.json")):
+        if path.parent.name == "report":
+            continue
+        rows.setdefault(path.parent.name.rsplit("-seed", 1)[0], []).append((_read(path), path))
+    return rows
+
+
+def _experiment(dataset: str, folder: Path) -> list[str]:
+    lines = [f"### {dataset}/{folder.name}", ""]
+    rows = _runs(folder)
+    if rows:
         lines += [
-            f"### {folder.relative_to(RESULTS)}",
-            "",
-            "| row | test F1 per seed | mean +- std | dev F1 (mean) | minutes per run | machine | commit |",
+            "| row | test F1 per run | mean +- std | dev F1 (mean) | minutes per run | machine | commit |",
             "|---|---|---|---|---|---|---|",
         ]
-        for row, runs in rows.items():
-            scored = [(m, p) for m, p in runs if (m.get("metrics") or {}).get("test")]
-            if not scored:
-                continue
-            f1s = [m["metrics"]["test"]["overall"]["f1"] * 100 for m, _ in scored]
-            links = ", ".join(f"[{f1:.2f}](./{p.relative_to(RESULTS)})" for f1, (_, p) in zip(f1s, scored))
-            spread = f" +- {statistics.stdev(f1s):.2f}" if len(f1s) > 1 else ""
-            dev = statistics.fmean(m["metrics"]["dev_f1"] * 100 for m, _ in scored)
-            minutes = [m["minutes"] for m, _ in scored if m.get("minutes") is not None]
-            first = scored[0][0]
-            lines.append(
-                f"| {row}: {first.get('description', '')} | {links} | {statistics.fmean(f1s):.2f}{spread} | {dev:.2f} "
-                f"| {statistics.fmean(minutes):.1f} | {first['machine']} | {first['commit'][:10]} |"
-                if minutes
-                else f"| {row} | {links} | {statistics.fmean(f1s):.2f}{spread} | {dev:.2f} | - | {first['machine']} | "
-                f"{first['commit'][:10]} |"
-            )
+    for row, runs in rows.items():
+        scored = [(m, p, _test_f1(m)) for m, p in runs if _test_f1(m) is not None]
+        if not scored:
+            continue
+        f1s = [f1 for _, _, f1 in scored]
+        links = ", ".join(_link(p, f"{f1:.2f}") for _, p, f1 in scored)
+        spread = f" +- {statistics.stdev(f1s):.2f}" if len(f1s) > 1 else ""
+        devs = [m["metrics"]["dev_f1"] * 100 for m, _, _ in scored if m["metrics"].get("dev_f1") is not None]
+        minutes = [m["minutes"] for m, _, _ in scored if m.get("minutes") is not None]
+        first = scored[0][0]
+        description = first.get("description", "")
+        name = f"{row}: {description}" if description else row
+        dev = f"{statistics.fmean(devs):.2f}" if devs else "-"
+        per_run = f"{statistics.fmean(minutes):.1f}" if minutes else "-"
+        lines.append(
+            f"| {name} | {links} | {statistics.fmean(f1s):.2f}{spread} | {dev} | {per_run} | {first['machine']} "
+            f"| {_commit(first)} |"
+        )
+    if rows:
         lines.append("")
+    report = folder / "report" / "report.json"
+    if report.exists():
+        lines += _report(report)
+    notes = folder / "README.md"
+    if notes.exists():
+        lines += [f"How these runs were made: {_link(notes, 'README.md')}.", ""]
     return lines
 
 
-def main() -> None:
+def _report(path: Path) -> list[str]:
+    """The report's recommendation and the teacher it is compared with, as a small table."""
+    report = _read(path)
+    manifest = _read(path.parent / "manifest.json")
+    rec = report.get("recommendation") or {}
+    runs = [r for r in report["runs"] if r["status"] == "ok"]
+    key = (rec.get("model"), rec.get("variant"), rec.get("device"))
+    chosen = [r for r in runs if (r["model"], r["variant"], r["device"]) == key]
+    teacher = [r for r in runs if r["kind"] == "teacher" and r["variant"] == "torch" and r["device"] == "cpu"][:1]
+    largest = str(max(report["settings"]["batch_sizes"]))
+    speedup = rec.get("speedup_vs_teacher")
     lines = [
-        "# Measured results",
+        f"Deployment report {_link(path.parent / 'report.md', 'report.md')} ({manifest['machine']}, commit "
+        f"{_commit(manifest)}): recommends **{rec.get('label')}**"
+        + (f", {speedup:.1f}x faster than the teacher at batch 1." if speedup else "."),
         "",
-        "Everything below was measured on 2-core development machines, CPU only: an AMD EPYC and an Intel Xeon,",
-        "in turn across sessions, except the rows marked `gpu-h200*`: one NVIDIA H200 lent for 15 minutes in each",
-        "of two sessions ([the first](./resume/gpu-h200/README.md), whose report was cut by the time limit, and",
-        "[the second](./resume/gpu-h200-report/README.md), with a shorter recipe and the report). The teachers'",
-        "table and every report name their machine, and numbers from different machines are not comparable.",
-        "Each linked file names",
-        "the command that produced it. `python benchmarks/summarize.py` rebuilds this page from those files.",
-        "[NOTES.md](./NOTES.md) says how the runs were made (subsets, seeds, what shared the machine).",
-        "",
-        "## Teachers (BERT-CRF on multilingual-e5-small, the default backbone)",
-        "",
-        "| dataset | test P | test R | test F1 | published BERT-base-CRF | epochs run (best) | min/epoch | machine "
-        "| command |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| run | test F1 | p50 ms (batch 1) | sentences/s (batch {largest}) | peak RSS MB |",
+        "|---|---|---|---|---|",
     ]
-    for name in DATASETS:
-        teacher = _load(RESULTS / name / "teacher.json")
-        if teacher is None:
-            lines.append(f"| {name} | not run yet | | | {PUBLISHED[name][0]} | | | | |")
-        runs = [(name, teacher)] if teacher else []
-        runs += [(str(p.parent.relative_to(RESULTS)), _load(p)) for p in _other_runs(name, "teacher.json")]
-        for label, run in runs:
-            o = run["test"]["overall"]
-            # An ensemble of trained teachers has no epochs of its own: its members' test F1 instead.
-            members = ", ".join(f"{m['test']['f1'] * 100:.2f}" for m in run.get("members", []))
-            epochs = f"ensemble (members {members})" if members else f"{run['epochs_run']} ({run['best_epoch']})"
-            per_epoch = "-" if members else f"{run['minutes_per_epoch']:.1f}"
-            lines.append(
-                f"| {label} | {o['precision'] * 100:.2f} | {o['recall'] * 100:.2f} | {o['f1'] * 100:.2f} | "
-                f"{PUBLISHED[name][0]} | {epochs} | {per_epoch} | {run['machine']} | `{run['command']}` |"
-            )
-    manifests = manifest_tables()
-    if manifests:
+    for run in teacher + [r for r in chosen if r not in teacher]:
+        rate = run["throughput"][largest]["sentences_per_second"]
+        lines.append(
+            f"| {run['model']} [{run['variant']}, {run['device']}] | {run['accuracy']['overall']['f1'] * 100:.2f} "
+            f"| {run['latency_ms']['p50']:.2f} | {rate:,.0f} | {run['memory']['peak_rss_mb']:.0f} |"
+        )
+    return [*lines, ""]
+
+
+def _measurement(folder: Path) -> list[str]:
+    manifest = _read(folder / "manifest.json")
+    files = ", ".join(_link(folder / name, name) for name in manifest.get("results", []))
+    lines = [f"## {folder.name}", ""]
+    if manifest.get("description"):
+        lines += [manifest["description"] + ".", ""]
+    lines += [
+        f"Files: {files}. Machine: {manifest['machine']}; commit {_commit(manifest)}; {manifest.get('date') or '-'}.",
+        "",
+    ]
+    if manifest.get("command"):
+        lines += [f"Command: `{manifest['command']}`", ""]
+    return lines
+
+
+def render() -> str:
+    lines = [
+        "# Results",
+        "",
+        "Generated by `python benchmarks/summarize.py` from the `manifest.json` of every run (command, settings,",
+        "commit, machine, date, minutes, scores); do not edit by hand. Test F1 is entity-level, in %. Speeds from",
+        "different machines are not comparable: each table names its machine. How to rerun any of it:",
+        "[docs/reproducing.md](../../docs/reproducing.md).",
+        "",
+    ]
+    for dataset in DATASETS:
+        folders = sorted(p for p in (RESULTS / dataset).iterdir() if p.is_dir())
+        published = PUBLISHED[dataset]
         lines += [
+            f"## {dataset}",
             "",
-            "## Experiments (from run manifests)",
+            f"Published test F1 for reference: BERT-base-CRF {published[0]}, character BiLSTM-CRF {published[1]}.",
             "",
-            "Each row's seeds, from the `manifest.json` that `python benchmarks/experiment.py` wrote for each run "
-            "(command, resolved settings, commit, machine, minutes); the experiment files are in "
-            "[benchmarks/experiments](../experiments).",
-            "",
-            *manifests,
         ]
-    lines += ["", "## Students", ""]
-    for name in DATASETS:
-        students = _load(RESULTS / name / "students.json")
-        if students is None:
-            continue
-        teacher_f1 = students["teacher"]["test"]["overall"]["f1"] * 100
-        others = [
-            f"[{p.parent.relative_to(RESULTS)}](./{p.relative_to(RESULTS)})" for p in _other_runs(name, "students.md")
-        ]
-        lines += [
-            f"### {name} ([full table](./{name}/students.md))",
-            "",
-            f"Teacher {teacher_f1:.2f}; published char BiLSTM-CRF {PUBLISHED[name][1]}."
-            + (
-                " Other runs (another machine or teacher), with rows not repeated here: " + ", ".join(others) + "."
-                if others
-                else ""
-            ),
-            "",
-            "| student | test F1 (mean +- std) | seeds | gap to teacher |",
-            "|---|---|---|---|",
-        ]
-        for row in students["rows"].values():
-            spread = f" +- {row['std']:.2f}" if row["std"] is not None else ""
-            gap = row["mean"] - teacher_f1
-            lines.append(f"| {row['description']} | {row['mean']:.2f}{spread} | {len(row['seeds'])} | {gap:+.2f} |")
-        lines.append("")
-    lines += ["## Deployment reports", ""]
-    for name in DATASETS:
-        others = [str(p.parent.relative_to(RESULTS / name)) for p in _other_runs(name, "report/report.json")]
-        for report_name in ("report", "report-1-thread", *others):
-            report = _load(RESULTS / name / report_name / "report.json")
-            if report is None:
-                continue
-            rec = report.get("recommendation") or {}
-            lines.append(
-                f"- [{name}/{report_name}](./{name}/{report_name}/report.md): threads per worker "
-                f"{report['settings'].get('threads') or 'default'}; recommended {rec.get('label')}"
-                + (
-                    f", {rec['speedup_vs_teacher']:.1f}x faster than {rec.get('teacher', 'the teacher')} at batch 1"
-                    if rec.get("speedup_vs_teacher")
-                    else ""
-                )
-            )
-    lines += ["", "## Sweeps and micro-benchmarks", ""]
-    for page, what in (
-        ("teacher-sweep.md", "teacher settings (learning rate, batch size, patience, more epochs), one run each"),
-        ("precision.md", "the teacher's encoder in float32 and under bf16 autocast: training and inference speed"),
-        ("decode.md", "Viterbi decoding: pytorch-crf against ours (numpy and torch)"),
-        ("onnx-threads.md", "the ONNX student on two cores: threads inside a call against batches at once"),
-        ("memory.md", "the torch-free student process's peak memory, step by step"),
-    ):
-        if (RESULTS / page).exists():
-            lines.append(f"- [{page}](./{page}): {what}")
-    if (RESULTS / "demo").exists():
-        lines += ["", "## Demo", "", "[`distill demo` output and timing](./demo/README.md)"]
-    (RESULTS / "README.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {RESULTS / 'README.md'}")
+        for folder in folders:
+            lines += _experiment(dataset, folder)
+    for folder in sorted(p for p in RESULTS.iterdir() if p.is_dir() and p.name not in DATASETS):
+        lines += _measurement(folder)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Write benchmarks/results/README.md from the run manifests.")
+    parser.add_argument("--check", action="store_true", help="Exit 1 if the committed page differs.")
+    args = parser.parse_args()
+    page = render()
+    if args.check:
+        if INDEX.read_text(encoding="utf-8") != page:
+            print(f"{INDEX} is stale: run python benchmarks/summarize.py", file=sys.stderr)
+            return 1
+        return 0
+    INDEX.write_text(page, encoding="utf-8")
+    print(f"wrote {INDEX}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
