@@ -193,8 +193,8 @@ def _benchmark(spec: dict, work: Path, runs: list[Run], results: Path) -> list[R
     teacher = [f"teacher={_relative(work / 'teacher')}"] if any(run.experiment == "teacher" for run in runs) else []
     models = teacher + [f"{row}={_relative(first[row].out)}" for row in names if row in first]
     settings = {k: v for k, v in spec["benchmark"].items() if k != "rows"}
-    out = results / spec["dataset"] / "report"
-    run = Run("benchmark", "report", "report", {"models": models, "data": spec["data"], **settings, "out": out})
+    out = results / spec["dataset"] / "deployment" / "report"
+    run = Run("benchmark", "deployment", "report", {"models": models, "data": spec["data"], **settings, "out": out})
     run.out = run.results = out
     return [run]
 

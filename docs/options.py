@@ -43,6 +43,8 @@ def table(path: str) -> str:
     context = click.Context(cmd, info_name=path)
     rows = ["| option | default | what it does |", "|---|---|---|"]
     for param in cmd.get_params(context):
+        if "--help" in getattr(param, "opts", ()):  # -h/--help, the same on every command
+            continue
         if isinstance(param, click.Argument):
             name = param.make_metavar(context)
             rows.append(f"| `{name}` (argument) | {'required' if param.required else '-'} | - |")

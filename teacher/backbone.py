@@ -46,6 +46,11 @@ def load_backbone(auto_class, name: str):
     kwargs = {} if auto_class is AutoTokenizer else {"use_safetensors": True}
     try:
         return auto_class.from_pretrained(name, **kwargs)
+    except ValueError as err:  # transformers' word for a directory without the tokenizer's files
+        raise DistillError(
+            f"{name}: cannot load its tokenizer ({err}); a backbone or teacher directory holds "
+            "the tokenizer files save_pretrained wrote (tokenizer.json, tokenizer_config.json)"
+        ) from None
     except OSError as err:
         raise DistillError(
             f"cannot load backbone {name!r} ({err}). distill reads local save_pretrained directories and hub ids "

@@ -222,3 +222,58 @@ def test_a_truncated_config_in_out_is_no_traceback(tiny_teacher, tmp_path, flag)
         refused(result, "already holds a training run")
     else:
         assert result.exit_code == 0, result.output
+
+
+# The corpus: every file of tests/bad_inputs through every command that reads it.
+CORPUS = sorted(p for p in BAD.iterdir() if p.name != "README.md")
+READERS = {
+    "data stats": lambda f, out, m: ["data", "stats", f],
+    "data stats --strict": lambda f, out, m: ["data", "stats", "--strict", f],
+    "data convert": lambda f, out, m: ["data", "convert", f, out / "converted.txt"],
+    "predict": lambda f, out, m: ["predict", m["student"], "--input", f],
+    "evaluate": lambda f, out, m: ["evaluate", m["student"], "--data", f, "--split", "train"],
+    "student-train": lambda f, out, m: [
+        *("student-train", "--data", f, "--alpha", 1, "--out", out / "student", "--epochs", 1, "--hidden", 8),
+        *("--embedding-dim", 8, "--char-vectors", "none", "--threads", 1),
+    ],
+    "teacher-cache": lambda f, out, m: [
+        *("teacher-cache", m["teacher"], "--no-labeled", "--unlabeled", f, "--out", out / "cache"),
+        *("--precision", "fp32", "--threads", 1),
+    ],
+}
+WRITES = {"data convert": "converted.txt", "student-train": "student", "teacher-cache": "cache"}
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_every_bad_input_through_every_command_that_reads_it(models, tmp_path, reader):
+    """Exit 0 or 1, never a traceback; a refusal is one paragraph naming the file; a refused
+    command leaves nothing behind that a later command could take for a finished artefact."""
+    for path in CORPUS:
+        out = tmp_path / path.stem
+        out.mkdir()
+        result = CliRunner().invoke(cli, [str(a) for a in READERS[reader](path, out, models)])
+        context = f"distill {reader} {path.name}: {result.output[-600:]}"
+        assert result.exit_code in (0, 1), context
+        assert result.exception is None or isinstance(result.exception, SystemExit), context
+        assert "Traceback" not in result.output, context
+        if result.exit_code == 1:
+            message = result.output.partition("Error: ")[2]  # after any progress bar
+            assert path.name in message.split("\n\n")[0], context
+            written = out / WRITES.get(reader, "-")
+            assert not written.is_file() and not (written / "config.json").exists(), context
+            if (written / "index.json").exists():  # a cache left to --resume, never one that says it is complete
+                assert not json.loads((written / "index.json").read_text())["complete"], context
+
+
+def test_init_from_a_teacher_without_its_tokenizer_files(tiny_teacher, tmp_path):
+    from tests.conftest import TINY_TRAINING, cli_options
+
+    teacher = copy_of(tiny_teacher["teacher"], tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (teacher / name).unlink()
+    result = run(
+        *("teacher-train", "--data", tiny_teacher["data"], "--init-from", teacher, "--out", tmp_path / "more"),
+        *cli_options(**{**TINY_TRAINING, "epochs": 1}),
+    )
+    refused(result, str(teacher), "tokenizer")
+    assert not (tmp_path / "more" / "config.json").exists()
