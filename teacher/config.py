@@ -53,8 +53,9 @@ class TeacherTrainConfig(RunSettings):
     unlabeled: list[str] = setting(
         [],
         exists=True,
-        help="Raw text you will cache later: its characters keep their embedding rows when the vocabulary is pruned. "
-        "Repeatable. [default: People's Daily 1998-01 with the default data]",
+        help="Raw text you will cache later: with --input pieces, its pieces keep their embedding rows when the "
+        "vocabulary is pruned (every single character the backbone knows keeps its row anyway). Repeatable. "
+        "[default: People's Daily 1998-01 with the default data]",
     )
     batch_size: int = default(16)
     max_tokens: int = setting(4096, min=1, help="Cap on padded characters per batch.")

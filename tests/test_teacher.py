@@ -69,12 +69,25 @@ def test_training_writes_a_complete_directory_that_learned(workspace):
     assert not any(p.suffix in (".bin", ".pt", ".pkl") for p in teacher_dir.iterdir())
 
 
-def test_vocabulary_is_pruned_to_the_corpus_characters(workspace):
-    teacher = Teacher.load(workspace["teacher"])
-    rows = teacher.net.encoder.get_input_embeddings().weight.shape[0]
-    assert rows == len(teacher.vocab.backbone_ids) < 43
-    assert teacher.vocab.encode("张三") != [teacher.vocab.unk] * 2
-    assert teacher.vocab.encode("龘") == [teacher.vocab.unk]
+def test_vocabulary_keeps_the_backbones_single_characters_and_drops_its_longer_pieces(tmp_path):
+    from transformers import AutoTokenizer
+
+    from distill.teacher.charmap import build_char_vocab
+    from tests.tiny import tiny_backbone
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_backbone(tmp_path / "backbone", pieces=("北京", "工作")))
+    vocab, unknown = build_char_vocab(["张三在北京。龘"], tokenizer)
+    assert unknown == {"龘": 1}
+    assert vocab.encode("他了abc") != [vocab.unk] * 5  # never in the corpus, but the backbone has rows
+    assert vocab.encode("龘") == [vocab.unk]
+    kept = {tokenizer.convert_ids_to_tokens(i) for i in vocab.backbone_ids}
+    assert "北京" not in kept and "工作" not in kept and {"张", "三", "他"} <= kept
+    assert vocab.backbone_ids[: len(vocab.specials)] == [  # the specials, then the corpus's characters
+        tokenizer.cls_token_id,
+        tokenizer.sep_token_id,
+        tokenizer.pad_token_id,
+        tokenizer.unk_token_id,
+    ]
 
 
 def test_loaded_teacher_tags_like_the_saved_one(workspace):
@@ -137,7 +150,6 @@ def test_training_continues_from_a_saved_teacher(workspace, tmp_path):
 
 
 def test_training_starts_from_another_teachers_encoder_for_other_labels(workspace, tmp_path):
-    from transformers import AutoModel, AutoTokenizer
 
     donor = Teacher.load(workspace["teacher"])
     data = tmp_path / "data"  # the tiny corpus with LOC renamed PLACE, and characters the donor never saw
@@ -156,15 +168,10 @@ def test_training_starts_from_another_teachers_encoder_for_other_labels(workspac
     for name, value in theirs.items():
         if name.startswith("encoder.") and name != embedding:
             torch.testing.assert_close(ours[name], value, msg=name)
-    for char in "张北在工":  # rows the donor trained
+    for char in "张北在工他了":  # rows the donor trained, and rows it kept from the backbone for text it never saw
         torch.testing.assert_close(
             ours[embedding][new.vocab.char_to_id[char]], theirs[embedding][donor.vocab.char_to_id[char]]
         )
-    original = AutoModel.from_pretrained(workspace["backbone"]).get_input_embeddings().weight
-    vocab = AutoTokenizer.from_pretrained(workspace["backbone"]).get_vocab()
-    for char in "他了":  # rows the donor never had: the backbone's own
-        assert char not in donor.vocab.char_to_id
-        torch.testing.assert_close(ours[embedding][new.vocab.char_to_id[char]], original[vocab[char]])
     for clash in (["--model", "bert-base-chinese"], ["--init-from", str(workspace["teacher"])]):
         options = ["--data", str(data), "--encoder-from", str(workspace["teacher"]), *clash]
         result = CliRunner().invoke(cli, ["teacher-train", *options, "--out", str(tmp_path / "clash")])
