@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import tomllib
+from timing import commit
 
 from distill.benchmark.config import BenchmarkConfig
 from distill.environment import describe_environment, machine_line
@@ -232,14 +233,6 @@ def logged_minutes(out: Path) -> float | None:
     return sum(json.loads(line)["seconds"] for line in log.read_text(encoding="utf-8").splitlines() if line) / 60
 
 
-def _commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    return head.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "")
-
-
 def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path:
     """<results>/<dataset>/<experiment>/<name>/manifest.json (and the run's log beside it)."""
     record = finished(run) or {}
@@ -249,7 +242,7 @@ def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path
         "command": shlex.join(run.command_line()),
         "description": run.description,
         "settings": record.get("training", {k: _relative(v) for k, v in run.settings.items()}),
-        "commit": _commit(),
+        "commit": commit(),
         "machine": machine_line(describe_environment()),
         "threads": threads,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -1,11 +1,17 @@
-"""What the micro-benchmark scripts share: timing a call, and writing OUT.json and OUT.md."""
+"""What the measurement scripts share: timing a call, the commit that runs, and writing their results."""
 
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def time_calls(fn: Callable[[], object], repeat: int) -> list[float]:
@@ -20,9 +26,33 @@ def time_calls(fn: Callable[[], object], repeat: int) -> list[float]:
     return times
 
 
+def commit() -> str:
+    """The repository's HEAD, marked when tracked files differ from it."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    return head.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def write_results(out: Path, environment: dict, rows: list[dict], markdown_lines: list[str]) -> None:
-    """``out``.json (the environment and every row) and ``out``.md (the table a person reads)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=2) + "\n")
-    out.with_suffix(".md").write_text("\n".join(markdown_lines) + "\n")
-    print(f"wrote {out.with_suffix('.md')}")
+    """In the folder ``out``: NAME.json (the environment and every row), NAME.md (the table a person
+    reads) and manifest.json (the command, commit, machine and date), NAME being the folder's name."""
+    from distill.environment import machine_line
+
+    out.mkdir(parents=True, exist_ok=True)
+    name = out.name
+    (out / f"{name}.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=2) + "\n")
+    (out / f"{name}.md").write_text("\n".join(markdown_lines) + "\n")
+    script = Path(sys.argv[0]).resolve()
+    command = shlex.join(["python", str(script.relative_to(ROOT) if script.is_relative_to(ROOT) else script)])
+    manifest = {
+        "command": " ".join([command, *map(shlex.quote, sys.argv[1:])]),
+        "machine": machine_line(environment),
+        "environment": environment,
+        "commit": commit(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "results": [f"{name}.md", f"{name}.json"],
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {out / f'{name}.md'}")
