@@ -13,6 +13,7 @@ printed on refusal. Writes OUT/train-memory.{md,json} and OUT/manifest.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import subprocess
@@ -37,13 +38,14 @@ PROBE = (
 )
 
 
-def sentence(rng: random.Random, types: int, length: int) -> list[str]:
-    """Column lines of one sentence of ``length`` characters with an entity every 8 characters."""
+def sentence(rng: random.Random, next_type, length: int) -> list[str]:
+    """Column lines of one sentence of ``length`` characters with an entity (of type ``next_type()``)
+    every 8 characters."""
     lines = []
     for i in range(length):
         char = rng.choice(CHARS)
         if i % 8 == 0:
-            lines.append(f"{char}\tB-T{rng.randrange(types)}")
+            lines.append(f"{char}\tB-T{next_type()}")
         elif i % 8 == 1:
             lines.append(f"{char}\tI-{lines[-1].split('-', 1)[1]}")
         else:
@@ -53,12 +55,14 @@ def sentence(rng: random.Random, types: int, length: int) -> list[str]:
 
 def corpus(folder: Path, types: int, sentences: int, huge: int = 0, seed: int = 0) -> Path:
     """train/dev/test column files; ``huge``: one training sentence of that many characters."""
-    rng = random.Random(seed)
+    rng, counter = random.Random(seed), itertools.count()
     folder.mkdir(parents=True)
     for split, n in (("train", sentences), ("dev", 50), ("test", 50)):
-        lines = [line for _ in range(n) for line in sentence(rng, types, rng.randint(10, 60))]
+        # the training split names every type in turn; dev and test draw from them
+        next_type = (lambda: next(counter) % types) if split == "train" else (lambda: rng.randrange(types))
+        lines = [line for _ in range(n) for line in sentence(rng, next_type, rng.randint(10, 60))]
         if split == "train" and huge:
-            lines += sentence(rng, types, huge)
+            lines += sentence(rng, next_type, huge)
         (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
 
@@ -103,7 +107,8 @@ def main() -> None:
         "",
         f"One epoch of a hard-label student (`--alpha 1 --epochs 1 --char-vectors none --threads 1`, the other "
         f"settings their defaults) on {args.sentences} synthetic short training sentences, in a fresh process; "
-        "peak resident memory (VmHWM) of that process.",
+        "peak resident memory (VmHWM) of that process. Seconds are wall time, indicative only where other work shared "
+        "the machine.",
         "",
         "| case | exit | peak RSS MB | seconds | refusal |",
         "|---|---|---|---|---|",

@@ -75,17 +75,16 @@ def _pieces(example: _Example) -> list[_Example]:
     return out
 
 
-def _check_memory(cfg: StudentTrainConfig, num_tags: int, source: object) -> None:
-    """Refuse, before any work, a label set whose CRF scores would pass MEMORY_BUDGET_GB: each step
-    of the CRF holds batch x tags x tags scores, and marginal KD all steps of the longest piece."""
-    steps = MAX_LEN if cfg.kd == "marginal" and cfg.alpha < 1 else 1
-    needed = cfg.batch_size * steps * num_tags * num_tags * 4 * 3 / 2**30  # scores, their gradient, a temporary
+def _check_memory(cfg: StudentTrainConfig, num_tags: int, longest: int, source: object) -> None:
+    """Refuse, before any work, a label set whose CRF scores would pass MEMORY_BUDGET_GB. The CRF's
+    likelihood (and marginal KD's forward-backward) keeps batch x tags x tags scores for every
+    position of a batch for the backward pass: ``longest`` positions at most, as batches are cut."""
+    needed = cfg.batch_size * longest * num_tags * num_tags * 4 * 3 / 2**30  # scores, their gradient, a temporary
     if needed > MEMORY_BUDGET_GB:
-        positions = f" x {steps} positions" if steps > 1 else ""
         raise DistillError(
-            f"{source}: {num_tags} tags: a training step would hold about {needed:.1f} GB of CRF scores "
-            f"(batch {cfg.batch_size} x {num_tags} x {num_tags} tags{positions}), over the "
-            f"{MEMORY_BUDGET_GB:g} GB budget: use a smaller --batch-size, emission KD, or fewer entity types"
+            f"{source}: {num_tags} tags: a training batch would hold about {needed:.1f} GB of CRF scores "
+            f"(batch {cfg.batch_size} x {longest} characters x {num_tags} x {num_tags} tags), over the "
+            f"{MEMORY_BUDGET_GB:g} GB budget: use a smaller --batch-size or fewer entity types"
         )
 
 
@@ -219,7 +218,8 @@ def _training_set(cfg: StudentTrainConfig) -> _TrainingSet:
         gold = [_Example(s.text, np.array([index_of[t] for t in s.tags]), None) for s in train if len(s) > 0]
         labeled = [piece for example in gold for piece in _pieces(example)]
         unlabeled = []
-    _check_memory(cfg, len(labels), cfg.cache if corpus is not None else dataset.source("train").path)
+    longest = max((len(example.text) for example in [*labeled, *unlabeled]), default=1)
+    _check_memory(cfg, len(labels), longest, cfg.cache if corpus is not None else dataset.source("train").path)
     problem = label_mismatch(dev, labels, "the cache" if corpus is not None else "the training split")
     if problem:
         raise DistillError(problem)

@@ -364,6 +364,6 @@ def test_long_training_sentences_are_cut_and_too_many_tags_refused(tiny_teacher,
     lines = "".join(f"字\tS-T{i}\n\n" for i in range(1000))
     for split in ("train", "dev", "test"):
         (many / f"{split}.txt").write_text(lines, encoding="utf-8")
-    with pytest.raises(DistillError, match=r"4001 tags: a training step would hold about .* GB"):
+    with pytest.raises(DistillError, match=r"4001 tags: a training batch would hold about .* GB"):
         train_student(StudentTrainConfig(out=tmp_path / "s", data=str(many), alpha=1.0, char_vectors="none"))
     assert not (tmp_path / "s" / "train_log.jsonl").exists()
