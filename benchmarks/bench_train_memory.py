@@ -100,6 +100,8 @@ def main() -> None:
         for i, (name, spec) in enumerate(cases):
             data = corpus(Path(tmp) / f"data{i}", sentences=args.sentences, **spec)
             result = train(data, Path(tmp) / f"student{i}")
+            if result["refusal"]:  # the temporary folder means nothing once it is gone
+                result["refusal"] = result["refusal"].replace(tmp, "$TMP")
             rows.append({"case": name, **spec, "sentences": args.sentences, **result})
             print(json.dumps(rows[-1], ensure_ascii=False))
     lines = [
