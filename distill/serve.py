@@ -73,7 +73,8 @@ def parse_request(body: bytes, cfg: ServeConfig) -> list[str]:
 @dataclass
 class MicroBatcher:
     """Collects the texts of concurrent requests for ``window`` seconds (or ``max_batch`` texts) and
-    tags them as one batch with ``predict`` on a worker thread."""
+    tags them as one batch with ``predict`` on a worker thread; requests that queued while a batch
+    was tagged join the next at once. ``window`` 0: each request is tagged alone, in turn."""
 
     predict: object
     """texts -> entities per text (a blocking call)."""
@@ -96,7 +97,7 @@ class MicroBatcher:
             batch = [await self.queue.get()]
             size = len(batch[0][0])
             deadline = loop.time() + self.window
-            while size < self.max_batch:
+            while self.window > 0 and size < self.max_batch:  # window 0: each request is tagged alone
                 left = deadline - loop.time()
                 if left <= 0 and self.queue.empty():
                     break
