@@ -73,8 +73,9 @@ def backbone_id(char: str, vocab: dict[str, int], tokenizer, unk_id: int) -> int
     return known[0] if known else unk_id
 
 
-def build_char_vocab(texts: Iterable[str], tokenizer) -> tuple[CharVocab, Counter[str]]:
-    """The pruned vocabulary of the characters in ``texts``, and the characters left unknown."""
+def build_char_vocab(texts: Iterable[str], tokenizer, every_character: bool = True) -> tuple[CharVocab, Counter[str]]:
+    """The pruned vocabulary of the characters in ``texts`` (and, with ``every_character``, of every
+    other character the backbone has a row for), and the characters of ``texts`` left unknown."""
     vocab = tokenizer.get_vocab()
     specials_backbone = {
         "cls": tokenizer.cls_token_id,
@@ -107,7 +108,7 @@ def build_char_vocab(texts: Iterable[str], tokenizer) -> tuple[CharVocab, Counte
     # Every other character the backbone has a row for, after the corpus's: text tagged later reads them
     # as the backbone does, whatever text the teacher was trained on.
     special_ids = set(specials_backbone.values())
-    for token, backbone in sorted(vocab.items(), key=lambda item: item[1]):
+    for token, backbone in sorted(vocab.items(), key=lambda item: item[1]) if every_character else ():
         if len(token) == 1 and not token.isspace() and token not in char_to_id and backbone not in special_ids:
             char_to_id[token] = row(backbone)
     return CharVocab(char_to_id, backbone_ids, specials), unknown

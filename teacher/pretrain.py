@@ -252,7 +252,8 @@ def _start(cfg: PretrainConfig, texts: list[str], device: torch.device) -> _Run:
 
     backbone = resolve_backbone(cfg.model)
     tokenizer = load_backbone(AutoTokenizer, backbone)
-    vocab, unknown = build_char_vocab(texts, tokenizer)
+    # the corpus's characters alone: masked-character prediction is a softmax over the kept rows
+    vocab, unknown = build_char_vocab(texts, tokenizer, every_character=False)
     if unknown:
         tqdm.write(f"{sum(unknown.values())} characters ({len(unknown)} distinct) have no embedding: read as unknown")
     vocab, mask_row = with_mask_row(vocab, tokenizer)
