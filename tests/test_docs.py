@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -131,3 +132,20 @@ def test_results_are_manifests_without_absolute_paths_and_the_index_is_fresh():
         [sys.executable, str(REPO / "benchmarks" / "summarize.py"), "--check"], check=False, capture_output=True
     )
     assert done.returncode == 0, done.stderr.decode()
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation but - and _ dropped, spaces as -."""
+    headings = re.findall(r"^#+ (.*)$", page.read_text(encoding="utf-8"), re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_every_relative_link_of_the_readme_and_docs_resolves():
+    for page in [REPO / "README.md", *options.pages(), RESULTS / "README.md"]:
+        for target, anchor in re.findall(r"\]\(([^)#\s]+)(?:#([^)]*))?\)", page.read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            path = page.parent / target
+            assert path.exists(), f"{page.relative_to(REPO)} links to {target}"
+            if anchor:
+                assert anchor in _anchors(path), f"{page.relative_to(REPO)} links to {target}#{anchor}"
