@@ -6,8 +6,10 @@ Usage:
 
 The file names the dataset's teacher (``[teacher]``, teacher-train settings), its cache
 (``[cache]``), settings every run of a command shares (``[defaults.student-train]``, ...), rows
-(``[[rows]]``: a name, the experiment it belongs to, a command, seeds and settings) and the
-students the deployment report measures (``[benchmark]``). Settings are those of the commands,
+(``[[rows]]``: a name, the experiment it belongs to, a command, seeds and settings; a student row
+trains on the file's cache, on another named ``cache = "NAME"`` (``[caches.NAME]``: settings laid
+over ``[cache]``), or with ``cache = false`` on the gold data alone) and the students the deployment
+report measures (``[benchmark]``). Settings are those of the commands,
 under the same names (``distill student-train --help``); paths are relative to the repository.
 
 Every step is one ``distill`` command line, printed and recorded. A finished step is skipped and
@@ -137,24 +139,35 @@ def plan(spec: dict, work: Path, only: set[str] | None, seeds: list[int] | None,
     """The runs of an experiment file, in order: teacher, cache, rows."""
     dataset = spec["dataset"]
     defaults = spec.get("defaults", {})
-    teacher_dir, cache_dir = work / "teacher", work / "cache"
-    runs = [
-        Run(
-            "teacher-train",
-            "teacher",
-            "teacher",
-            {"data": spec["data"], **defaults.get("teacher-train", {}), **spec["teacher"], "out": teacher_dir},
-            "the dataset's teacher",
-        ),
-        Run(
-            "teacher-cache",
-            "cache",
-            "cache",
-            {"teacher": teacher_dir, "data": spec["data"], **spec["cache"], "out": cache_dir},
-            "the teacher over the training split and unlabeled text",
-        ),
-    ]
-    needs_teacher = False
+    teacher_dir = work / "teacher"
+    teacher = Run(
+        "teacher-train",
+        "teacher",
+        "teacher",
+        {"data": spec["data"], **defaults.get("teacher-train", {}), **spec["teacher"], "out": teacher_dir},
+        "the dataset's teacher",
+    )
+    caches: dict[str, Run] = {}
+
+    def cache_dir(name: str) -> Path:
+        """The cache a row names ("" for the file's [cache]; else [cache] with [caches.NAME] laid over it)."""
+        if name not in caches:
+            if name and name not in spec.get("caches", {}):
+                raise SystemExit(f"a row names cache {name!r}, but the experiment file has no [caches.{name}]")
+            folder = f"cache-{name}" if name else "cache"
+            settings = {**spec["cache"], **(spec["caches"][name] if name else {}), "out": work / folder}
+            caches[name] = Run(
+                "teacher-cache",
+                "cache",
+                folder,
+                {"teacher": teacher_dir, "data": spec["data"], **settings},
+                "the teacher over the training split and unlabeled text" + (f" ({name})" if name else ""),
+            )
+        return work / caches[name].name
+
+    if only == set():  # an empty --only asks for the teacher and its cache alone
+        cache_dir("")
+    rows = []
     for row in spec.get("rows", []):
         if only is not None and row["name"] not in only:
             continue
@@ -163,22 +176,18 @@ def plan(spec: dict, work: Path, only: set[str] | None, seeds: list[int] | None,
             settings = {**defaults.get(command, {}), **row.get("settings", {}), "seed": seed}
             if command == "student-train":
                 settings |= spec.get("overrides", {}).get("student", {})
-            if command == "student-train":
-                if row.get("cache", True):
-                    settings["cache"] = cache_dir
-                    needs_teacher = True
-                else:
-                    settings["data"] = spec["data"]
+            cache = row.get("cache", True)
+            if command == "student-train" and cache is not False:
+                settings["cache"] = cache_dir("" if cache is True else cache)
             else:
                 settings["data"] = spec["data"]
             name = f"{row['name']}-seed{seed}"
             settings["out"] = work / row["experiment"] / name
-            runs.append(Run(command, row["experiment"], name, settings, row.get("description", "")))
+            rows.append(Run(command, row["experiment"], name, settings, row.get("description", "")))
+    runs = [teacher, *caches.values(), *rows] if caches else rows
     for run in runs:
         run.out = Path(run.settings["out"])
         run.settings.setdefault("resume", True)
-    if not needs_teacher and only != set():  # an empty --only asks for the teacher and its cache alone
-        runs = runs[2:]
     for run in runs:
         run.results = results / dataset / run.experiment / run.name
     return [*runs, *_benchmark(spec, work, runs, results)] if "benchmark" in spec else runs

@@ -28,6 +28,7 @@ from .schemes import (
 )
 from .sentence import Sentence
 from .stats import CorpusStats, corpus_stats, dataset_file_stats
+from .substitution import substitute_mentions
 
 __all__ = [
     "DEV_FRACTION",
@@ -62,6 +63,7 @@ __all__ = [
     "spans_to_tags",
     "split_sentences",
     "split_tag",
+    "substitute_mentions",
     "tags_to_spans",
     "write_column",
     "write_file",

@@ -1,6 +1,7 @@
 """``distill teacher-cache``: run a trained teacher over corpora and store what it says.
 
-Sources are read as one stream, labeled splits first, then unlabeled text split into sentences;
+Sources are read as one stream, labeled splits first, then unlabeled text split into sentences,
+then sentences made from the training split by mention substitution;
 the stream is cut into shards of ``shard_size`` sentences. Only one shard is in memory at a
 time. Under torchrun, rank r computes shards r, r + N, r + 2N, ...; rank 0 writes the index.
 """
@@ -20,7 +21,14 @@ from tqdm import tqdm
 
 from distill.artifacts import fingerprint, sha256_file
 from distill.cache import INDEX, check_compatible, check_shard, read_index, shard_name, write_index, write_shard
-from distill.data import Sentence, convert_tags, default_unlabeled_path, load_dataset, read_raw_text
+from distill.data import (
+    Sentence,
+    convert_tags,
+    default_unlabeled_path,
+    load_dataset,
+    read_raw_text,
+    substitute_mentions,
+)
 from distill.errors import DistillError
 from distill.training import Processes, use_threads
 
@@ -64,6 +72,22 @@ def _plan_sources(cfg: CacheConfig) -> tuple[list[dict], list]:
             }
         )
         streams.append(partial(_first, read_raw_text, path, limit=cfg.max_unlabeled, max_len=cfg.max_len))
+    if cfg.substitutions:
+        dataset = load_dataset(cfg.data)
+        source = dataset.source("train")
+        records.append(
+            {
+                "kind": "substituted",
+                "name": f"{dataset.name}/train, mention substitution",
+                "path": str(source.path.resolve()),
+                "part": list(source.part),
+                "sha256": sha256_file(source.path),
+                "limit": cfg.substitutions,
+                "seed": cfg.seed,
+            }
+        )
+        train = partial(dataset.load_labeled, "train", "mention substitution")
+        streams.append(lambda: substitute_mentions(train(), cfg.substitutions, cfg.seed))
     if not records:
         raise DistillError("nothing to cache: give labeled splits (--split) and/or --unlabeled text")
     return records, streams

@@ -116,6 +116,13 @@ class CacheConfig(DeviceSettings):
     max_labeled: int = setting(0, min=0, help="At most the first N sentences of each split (0: all).")
     max_unlabeled: int = setting(0, min=0, help="At most this many sentences from each --unlabeled file (0: all).")
     max_len: int = setting(256, min=1, help="Unlabeled text is split into sentences of at most this length.")
+    substitutions: int = setting(
+        0,
+        min=0,
+        help="Also cache N new sentences made from the training split by mention substitution (each entity "
+        "swapped for another mention of its type), tagged by the teacher like unlabeled text (0: none).",
+    )
+    seed: int = setting(13, help="Seed of the mention substitutions.")
     shard_size: int = setting(2000, min=1, help="Sentences per shard (the unit of resumption).")
     batch_size: int = setting(64, min=1, help="Sentences per batch.")
     precision: Precision = setting("auto", help=PRECISION_HELP)

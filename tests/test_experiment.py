@@ -105,3 +105,55 @@ def test_the_committed_experiment_files_plan_valid_commands(name):
         run.check()
         assert run.command_line()[0] == "distill"
     assert {"teacher", "cache"} <= {run.experiment for run in runs}
+
+
+def test_a_row_can_name_a_cache_of_its_own():
+    spec = tomllib.loads(
+        """
+dataset = "tiny"
+data = "data"
+[teacher]
+epochs = 1
+[cache]
+max_unlabeled = 100
+[caches.more]
+max_unlabeled = 500
+substitutions = 20
+[[rows]]
+name = "plain"
+experiment = "kd"
+settings = { alpha = 0.5 }
+[[rows]]
+name = "more"
+experiment = "kd"
+cache = "more"
+settings = { alpha = 0.5 }
+[[rows]]
+name = "gold"
+experiment = "kd"
+cache = false
+settings = { alpha = 1.0 }
+"""
+    )
+    sys.path.insert(0, str(DRIVER.parent))
+    try:
+        from experiment import plan
+    finally:
+        sys.path.remove(str(DRIVER.parent))
+    runs = {run.name: run for run in plan(spec, Path("work"), None, None)}
+    assert list(runs) == ["teacher", "cache", "cache-more", "plain-seed13", "more-seed13", "gold-seed13"]
+    assert runs["cache-more"].settings | {"out": None} == {
+        "teacher": Path("work/teacher"),
+        "data": "data",
+        "max_unlabeled": 500,
+        "substitutions": 20,
+        "out": None,
+        "resume": True,
+    }
+    assert runs["more-seed13"].settings["cache"] == Path("work/cache-more")
+    assert runs["plain-seed13"].settings["cache"] == Path("work/cache")
+    assert "cache" not in runs["gold-seed13"].settings and runs["gold-seed13"].settings["data"] == "data"
+    assert [run.name for run in plan(spec, Path("work"), {"gold"}, None)] == ["gold-seed13"]
+    assert [run.name for run in plan(spec, Path("work"), set(), None)] == ["teacher", "cache"]
+    with pytest.raises(SystemExit, match=r"\[caches.none\]"):
+        plan({**spec, "rows": [{**spec["rows"][1], "cache": "none"}]}, Path("work"), None, None)
