@@ -13,24 +13,29 @@ from distill.tagging import json_line
 
 from .table import render_table
 
-
-@click.command()
-@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--data", help="Dataset directory, data file, or 'default'. [default: default]")
-@click.option("--split", default="test", show_default=True, help="The labeled split to score: train, dev or test.")
-@click.option(
+# The options evaluate and predict share.
+batch_size_option = click.option(
     "--batch-size",
     default=64,
     show_default=True,
     help="Most sentences tagged at once (batches are also capped in characters).",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
-@click.option(
+device_option = click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+threads_option = click.option(
     "--threads",
     default=0,
     show_default=True,
     help="CPU threads the model may use (0: the runtime's default); 1 where another job shares the machine.",
 )
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", help="Dataset directory, data file, or 'default'. [default: default]")
+@click.option("--split", default="test", show_default=True, help="The labeled split to score: train, dev or test.")
+@batch_size_option
+@device_option
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate(
     model_dir: Path, data: str | None, split: str, batch_size: int, device: str, threads: int, as_json: bool
@@ -74,13 +79,8 @@ def evaluate(
     type=click.Path(allow_dash=True, dir_okay=False),
     help="A UTF-8 file of one text per line ('-' for stdin).",
 )
-@click.option(
-    "--batch-size",
-    default=64,
-    show_default=True,
-    help="Most sentences tagged at once (batches are also capped in characters).",
-)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@batch_size_option
+@device_option
 @click.option(
     "--runtime",
     type=click.Choice(RUNTIMES),
@@ -90,12 +90,7 @@ def evaluate(
     "quantised to INT8 (fastest on CPU); int8: PyTorch dynamic quantisation; bf16: a teacher's encoder "
     "under bf16 autocast (fast on CUDA and CPUs with AVX512-BF16 or AMX).",
 )
-@click.option(
-    "--threads",
-    default=0,
-    show_default=True,
-    help="CPU threads the model may use (0: the runtime's default); 1 where another job shares the machine.",
-)
+@threads_option
 def predict(
     model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int, device: str, runtime: str, threads: int
 ) -> None:
