@@ -61,7 +61,13 @@ def _experiment(dataset: str, folder: Path) -> list[str]:
         ]
     for row, runs in rows.items():
         scored = [(m, p, _test_f1(m)) for m, p in runs if _test_f1(m) is not None]
-        if not scored:
+        if not scored:  # a cache, say: what ran, and for how long
+            first, path = runs[0]
+            minutes = first.get("minutes")
+            lines.append(
+                f"| {_link(path, row)}: {first.get('description', '')} | - | - | - "
+                f"| {'-' if minutes is None else f'{minutes:.1f}'} | {first['machine']} | {_commit(first)} |"
+            )
             continue
         f1s = [f1 for _, _, f1 in scored]
         links = ", ".join(_link(p, f"{f1:.2f}") for _, p, f1 in scored)
