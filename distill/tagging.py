@@ -94,7 +94,7 @@ class Entity:
 
     def as_dict(self) -> dict:
         # Built field by field: dataclasses.asdict deep-copies, which a server pays per entity.
-        confidence = None if self.confidence is None else round(self.confidence, 4)
+        confidence = None if self.confidence is None else float(f"{self.confidence:.4g}")  # 4 significant digits
         return {"type": self.type, "text": self.text, "start": self.start, "end": self.end, "confidence": confidence}
 
 

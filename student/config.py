@@ -38,7 +38,11 @@ class StudentTrainConfig(RunSettings):
     hidden: int = setting(256, min=1, help="LSTM units per direction.")
     layers: int = setting(1, min=1, help="BiLSTM layers.")
     dropout: float = setting(0.3, min=0, below=1, help="Dropout on the embeddings and the BiLSTM's output.")
-    bigrams: bool = setting(False, help="Add character-bigram embeddings.")
+    bigrams: bool = setting(
+        True,
+        help="Character-bigram embeddings beside the character ones (--no-bigrams: a smaller model and serving "
+        "process, usually less accurate).",
+    )
     bigram_dim: int = setting(64, min=1, help="Width of the bigram embedding.")
     min_bigram_count: int = setting(
         2,

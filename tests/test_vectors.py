@@ -203,10 +203,9 @@ def test_student_with_word2vec_vectors_records_their_coverage(tiny_teacher, tmp_
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["char_vectors"]["found"] == 6 and config["char_vectors"]["source"].endswith("chars.vec")
     assert config["bigram_vectors"]["found"] == 2 and len(config["bigram_vectors"]["sha256"]) == 64
+    without = {"bigrams": False, "bigram_vectors": tmp_path / "bigrams.vec"}
     with pytest.raises(DistillError, match="needs --bigrams"):
-        train_student(
-            StudentTrainConfig(out=tmp_path / "t", cache=tiny_teacher["cache"], bigram_vectors=tmp_path / "bigrams.vec")
-        )
+        train_student(StudentTrainConfig(out=tmp_path / "t", cache=tiny_teacher["cache"], **without))
 
 
 def test_a_student_started_from_lac_predicts_without_reading_lac(tiny_teacher, tmp_path):
