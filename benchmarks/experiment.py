@@ -216,7 +216,10 @@ def finished(run: Run) -> dict | None:
     if not path.is_file():
         return None
     record = json.loads(path.read_text(encoding="utf-8"))
-    complete = record.get("complete") if run.command == "teacher-cache" else record.get("training_complete", True)
+    # a trainer marks its config complete at the end: a config without the mark is a run cut short
+    complete = {"teacher-cache": record.get("complete"), "benchmark": True}.get(
+        run.command, record.get("training_complete")
+    )
     return record if complete else None
 
 

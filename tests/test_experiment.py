@@ -157,3 +157,18 @@ settings = { alpha = 1.0 }
     assert [run.name for run in plan(spec, Path("work"), set(), None)] == ["teacher", "cache"]
     with pytest.raises(SystemExit, match=r"\[caches.none\]"):
         plan({**spec, "rows": [{**spec["rows"][1], "cache": "none"}]}, Path("work"), None, None)
+
+
+def test_a_training_cut_short_is_not_finished(tmp_path):
+    sys.path.insert(0, str(DRIVER.parent))
+    try:
+        from experiment import Run, finished
+    finally:
+        sys.path.remove(str(DRIVER.parent))
+    run = Run("student-train", "kd", "row-seed13", {"out": tmp_path})
+    run.out = tmp_path
+    assert finished(run) is None
+    (tmp_path / "config.json").write_text(json.dumps({"metrics": {"dev_f1": 0.5}}))  # the best epoch so far
+    assert finished(run) is None
+    (tmp_path / "config.json").write_text(json.dumps({"metrics": {"dev_f1": 0.5}, "training_complete": True}))
+    assert finished(run) == {"metrics": {"dev_f1": 0.5}, "training_complete": True}
