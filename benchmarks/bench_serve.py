@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--windows", default="2,0", help="Micro-batching windows in ms (0: off).")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=1, help="The server's runtime threads.")
-    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--max-batch", type=int, default=32, help="The server's --max-batch.")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     sentences, _ = load_dataset(args.data).load(args.split)

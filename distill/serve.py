@@ -37,7 +37,11 @@ class ServeConfig(Settings):
     batch_window_ms: float = setting(
         2.0, min=0, help="How long the first request of a batch waits for others to join it (0: no micro-batching)."
     )
-    max_batch: int = setting(64, min=1, help="Texts tagged at most in one batch.")
+    max_batch: int = setting(
+        32,
+        min=1,
+        help="Texts tagged at most in one batch: a full batch is tagged at once, without waiting out the window.",
+    )
     max_texts: int = setting(256, min=1, help="Texts one request may hold (more: 413).")
     max_text_chars: int = setting(10_000, min=1, help="Characters one text may hold (more: 413).")
     max_body_bytes: int = setting(1_000_000, min=1, help="Bytes one request body may hold (more: 413).")
