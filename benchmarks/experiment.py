@@ -188,7 +188,6 @@ def plan(spec: dict, work: Path, only: set[str] | None, seeds: list[int] | None,
     for run in runs:
         run.out = Path(run.settings["out"])
         run.settings.setdefault("resume", True)
-    for run in runs:
         run.results = results / dataset / run.experiment / run.name
     return [*runs, *_benchmark(spec, work, runs, results)] if "benchmark" in spec else runs
 
