@@ -318,6 +318,8 @@ def main() -> None:
         except subprocess.CalledProcessError:
             print(f"FAILED: {run.key} (see {log})", flush=True)  # the other runs go on
             return
+        # a resumed run's epochs before this call are in its log, not in this call's time
+        minutes = max(minutes, logged_minutes(run.out) or 0)
         write_manifest(run, minutes, threads if run.command == "student-train" else None)
 
     students = [run for run in runs if run.command == "student-train"]
