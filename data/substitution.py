@@ -31,13 +31,15 @@ def substitute_mentions(sentences: Sequence[Sentence], count: int, seed: int) ->
         if spans:
             with_entities.append((sentence, spans))
     pools = {kind: sorted(set(found)) for kind, found in mentions.items()}
+    place = {kind: {mention: i for i, mention in enumerate(pool)} for kind, pool in pools.items()}
     for number in range(count if with_entities else 0):
         sentence, spans = with_entities[rng.randrange(len(with_entities))]
         pieces, at = [], 0
         for span in spans:
-            original = sentence.text[span.start : span.end]
-            others = [m for m in pools[span.type] if m != original] or [original]
-            pieces += [sentence.text[at : span.start], others[rng.randrange(len(others))]]
+            pool, original = pools[span.type], sentence.text[span.start : span.end]
+            drawn = rng.randrange(max(len(pool) - 1, 1))  # among the pool's other mentions: skip the original
+            mention = pool[drawn + (drawn >= place[span.type][original])] if len(pool) > 1 else original
+            pieces += [sentence.text[at : span.start], mention]
             at = span.end
         pieces.append(sentence.text[at:])
         yield Sentence("".join(pieces), None, f"{sentence.source} (mention substitution)", number + 1)

@@ -45,21 +45,16 @@ def _plan_sources(cfg: CacheConfig) -> tuple[list[dict], list]:
     records, streams = [], []
     splits = [] if cfg.no_labeled else cfg.splits
     unlabeled = cfg.unlabeled or ([str(default_unlabeled_path())] if cfg.data is None else [])
-    if splits:
-        dataset = load_dataset(cfg.data)
-        for split in splits:
-            source = dataset.source(split)
-            records.append(
-                {
-                    "kind": "labeled",
-                    "name": f"{dataset.name}/{split}",
-                    "path": str(source.path.resolve()),
-                    "part": list(source.part),
-                    "sha256": sha256_file(source.path),
-                    "limit": cfg.max_labeled,
-                }
-            )
-            streams.append(partial(_first, dataset.sentences, split, limit=cfg.max_labeled))
+    dataset = load_dataset(cfg.data) if splits or cfg.substitutions else None
+
+    def split_record(kind: str, split: str, name: str, **more) -> dict:
+        source = dataset.source(split)
+        part, sha256 = list(source.part), sha256_file(source.path)
+        return {"kind": kind, "name": name, "path": str(source.path.resolve()), "part": part, "sha256": sha256, **more}
+
+    for split in splits:
+        records.append(split_record("labeled", split, f"{dataset.name}/{split}", limit=cfg.max_labeled))
+        streams.append(partial(_first, dataset.sentences, split, limit=cfg.max_labeled))
     for path in unlabeled:
         records.append(
             {
@@ -73,19 +68,8 @@ def _plan_sources(cfg: CacheConfig) -> tuple[list[dict], list]:
         )
         streams.append(partial(_first, read_raw_text, path, limit=cfg.max_unlabeled, max_len=cfg.max_len))
     if cfg.substitutions:
-        dataset = load_dataset(cfg.data)
-        source = dataset.source("train")
-        records.append(
-            {
-                "kind": "substituted",
-                "name": f"{dataset.name}/train, mention substitution",
-                "path": str(source.path.resolve()),
-                "part": list(source.part),
-                "sha256": sha256_file(source.path),
-                "limit": cfg.substitutions,
-                "seed": cfg.seed,
-            }
-        )
+        name = f"{dataset.name}/train, mention substitution"
+        records.append(split_record("substituted", "train", name, limit=cfg.substitutions, seed=cfg.seed))
         train = partial(dataset.load_labeled, "train", "mention substitution")
         streams.append(lambda: substitute_mentions(train(), cfg.substitutions, cfg.seed))
     if not records:
