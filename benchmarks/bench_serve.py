@@ -8,8 +8,8 @@ For each micro-batching window (milliseconds; 0: off) and each concurrency, a se
 and that many clients (asyncio, one keep-alive connection each, in this process) send one test
 sentence per request, back to back, for ``--seconds``. Reported per setting: requests/s and
 sentences/s, latency p50/p95/p99, errors (any answer but 200), the batches the server formed,
-and the server's peak resident memory (VmHWM). Writes DIR/serve.json and DIR/serve.md with the
-command, the machine and the commit.
+and the server's peak resident memory (VmHWM). Writes DIR/serve.json, DIR/serve.md and
+DIR/manifest.json with the command, the machine and the commit.
 """
 
 from __future__ import annotations
@@ -17,15 +17,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+from timing import command_line, commit, write_manifest
+
+from distill.benchmark.worker import process_peak_rss_mb
 from distill.data import load_dataset
 from distill.environment import describe_environment, machine_line
 
@@ -79,13 +80,6 @@ def run(main):
     return uvloop.run(main)
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def measure(args: argparse.Namespace, window: float, clients: int, bodies: list[bytes]) -> dict:
     port = free_port()
     command = [
@@ -98,7 +92,7 @@ def measure(args: argparse.Namespace, window: float, clients: int, bodies: list[
         before = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health").read())
         latencies, errors, elapsed = run(_load(port, bodies, clients, args.seconds))
         after = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/health").read())
-        peak = _peak_rss_mb(server.pid)
+        peak = process_peak_rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -138,11 +132,11 @@ def main() -> None:
         for clients in (int(c) for c in args.concurrency.split(",")):
             runs.append(measure(args, window, clients, bodies))
             print(json.dumps(runs[-1]), flush=True)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
+    environment = describe_environment()
     record = {
-        "command": "python benchmarks/bench_serve.py " + shlex.join(sys.argv[1:]),
-        "machine": machine_line(describe_environment()),
-        "commit": commit.stdout.strip(),
+        "command": command_line(),
+        "machine": machine_line(environment),
+        "commit": commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "model": str(args.model),
         "runtime": args.runtime,
@@ -171,6 +165,7 @@ def main() -> None:
             f"| {latency['p99']} | {run['errors']} | {run['requests_per_batch']} | {run['server_peak_rss_mb']} |"
         )
     (args.out / "serve.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_manifest(args.out, environment, ["serve.md", "serve.json"])
     print(f"wrote {args.out / 'serve.md'}")
 
 

@@ -215,11 +215,11 @@ def finished(run: Run) -> dict | None:
     if not path.is_file():
         return None
     record = json.loads(path.read_text(encoding="utf-8"))
-    # a trainer marks its config complete at the end: a config without the mark is a run cut short
-    complete = {"teacher-cache": record.get("complete"), "benchmark": True}.get(
-        run.command, record.get("training_complete")
-    )
-    return record if complete else None
+    if run.command == "benchmark":  # a report is written whole, at the end
+        return record
+    # a cache's index and a trainer's config are marked complete at the end: without the mark, a run cut short
+    mark = "complete" if run.command == "teacher-cache" else "training_complete"
+    return record if record.get(mark) else None
 
 
 def execute(run: Run, log: Path, env: dict | None) -> float:

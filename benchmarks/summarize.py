@@ -60,7 +60,7 @@ def _experiment(dataset: str, folder: Path) -> list[str]:
             "|---|---|---|---|---|---|---|",
         ]
     for row, runs in rows.items():
-        scored = [(m, p, _test_f1(m)) for m, p in runs if _test_f1(m) is not None]
+        scored = [(m, p, f1) for m, p in runs if (f1 := _test_f1(m)) is not None]
         if not scored:  # a cache, say: what ran, and for how long
             first, path = runs[0]
             minutes = first.get("minutes")

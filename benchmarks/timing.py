@@ -37,22 +37,32 @@ def commit() -> str:
 
 def write_results(out: Path, environment: dict, rows: list[dict], markdown_lines: list[str]) -> None:
     """In the folder ``out``: NAME.json (the environment and every row), NAME.md (the table a person
-    reads) and manifest.json (the command, commit, machine and date), NAME being the folder's name."""
-    from distill.environment import machine_line
-
+    reads) and their manifest, NAME being the folder's name."""
     out.mkdir(parents=True, exist_ok=True)
     name = out.name
     (out / f"{name}.json").write_text(json.dumps({"environment": environment, "rows": rows}, indent=2) + "\n")
     (out / f"{name}.md").write_text("\n".join(markdown_lines) + "\n")
+    write_manifest(out, environment, [f"{name}.md", f"{name}.json"])
+    print(f"wrote {out / f'{name}.md'}")
+
+
+def command_line() -> str:
+    """This script's command line, its path relative to the repository."""
     script = Path(sys.argv[0]).resolve()
-    command = shlex.join(["python", str(script.relative_to(ROOT) if script.is_relative_to(ROOT) else script)])
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    return shlex.join(["python", str(shown), *sys.argv[1:]])
+
+
+def write_manifest(out: Path, environment: dict, results: list[str]) -> None:
+    """``out``/manifest.json: the command, machine, environment, commit and date, and the files of ``results``."""
+    from distill.environment import machine_line
+
     manifest = {
-        "command": " ".join([command, *map(shlex.quote, sys.argv[1:])]),
+        "command": command_line(),
         "machine": machine_line(environment),
         "environment": environment,
         "commit": commit(),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "results": [f"{name}.md", f"{name}.json"],
+        "results": results,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {out / f'{name}.md'}")

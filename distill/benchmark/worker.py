@@ -33,10 +33,10 @@ def _percentiles(times_ms: list[float]) -> dict:
     }
 
 
-def _status_mb(field: str) -> float | None:
-    """A memory field of /proc/self/status (``VmHWM``, ``VmRSS``) in MiB; None off Linux."""
+def _status_mb(field: str, process: int | str = "self") -> float | None:
+    """A memory field of /proc/PROCESS/status (``VmHWM``, ``VmRSS``) in MiB; None off Linux."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        with open(f"/proc/{process}/status", encoding="ascii") as status:
             for line in status:
                 if line.startswith(f"{field}:"):
                     return int(line.split()[1]) / 1024
@@ -53,6 +53,11 @@ def peak_rss_mb() -> float:
     """
     peak = _status_mb("VmHWM")
     return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def process_peak_rss_mb(pid: int) -> float | None:
+    """Another live process's peak resident memory in MiB (None off Linux)."""
+    return _status_mb("VmHWM", pid)
 
 
 def rss_mb() -> float | None:
