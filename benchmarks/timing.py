@@ -27,10 +27,15 @@ def time_calls(fn: Callable[[], object], repeat: int) -> list[float]:
 
 
 def commit() -> str:
-    """The repository's HEAD, marked when tracked files differ from it."""
+    """The repository's HEAD, marked when tracked files other than results differ from it (an
+    experiment rewrites the results folder's manifests as it goes)."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, check=False
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return head.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "")
 
