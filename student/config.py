@@ -52,13 +52,6 @@ class StudentTrainConfig(RunSettings):
     )
     jieba: bool = setting(False, help="Add jieba word-position (B/M/E/S) embeddings.")
     word_dim: int = setting(16, min=1, help="Width of the word-position embedding.")
-    lexicon: bool = setting(
-        False,
-        help="SoftLexicon features: each character's B/M/E/S sets of the words of jieba's dictionary (up to 4 "
-        "characters) it begins, is inside, ends or is, frequency-weighted, each word the mean of its characters' "
-        "embeddings. The dictionary's keys are saved with the student; serving needs no jieba.",
-    )
-    lexicon_dim: int = setting(128, min=1, help="Width the four word-set vectors are projected to (with --lexicon).")
     char_vectors: str = setting(
         "lac",
         metavar="lac|teacher|none|PATH",

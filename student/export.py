@@ -34,8 +34,6 @@ def input_names(student: Student) -> list[str]:
         names.append("bigrams")
     if student.net.words is not None:
         names.append("words")
-    if student.net.lexicon is not None:
-        names.append("lexicon")
     return names
 
 

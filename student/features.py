@@ -1,14 +1,11 @@
-"""The student's inputs: character ids, and optionally character bigrams, jieba word positions and
-lexicon weights.
+"""The student's inputs: character ids, and optionally character bigrams and jieba word positions.
 
 * characters: every character of the training text (labeled and unlabeled) gets a row; others
   read as ``<unk>``;
 * bigrams (``--bigrams``): the pair of each character and the next (the last character pairs
   with an end mark), kept when seen at least ``min_count`` times;
 * word positions (``--jieba``): the B/M/E/S position of each character in jieba's segmentation
-  of the sentence, the "softword" feature of the Chinese NER literature;
-* lexicon weights (``--lexicon``): SoftLexicon's B/M/E/S word sets of each character
-  (:mod:`student.lexicon`).
+  of the sentence, the "softword" feature of the Chinese NER literature.
 
 Id 0 is padding and id 1 unknown in each vocabulary. Encoding is vectorised: characters and
 bigrams are looked up as code points (a bigram as one integer made of its two) in sorted numpy
@@ -24,8 +21,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from .lexicon import OFFSETS, SETS, Lexicon
 
 PAD, UNK = 0, 1
 END = "\x03"
@@ -93,7 +88,6 @@ class Featurizer:
     """Row i + 2 of the bigram embedding is ``bigram_pairs[2 * i : 2 * i + 2]``: one string, not a
     list of two-character strings, which would cost ~80 bytes an entry in a serving process."""
     jieba: bool = False
-    lexicon: Lexicon | None = None
 
     def __post_init__(self) -> None:
         self._chars = _Lookup(_code_points(self.chars))
@@ -119,12 +113,7 @@ class Featurizer:
 
     @classmethod
     def build(
-        cls,
-        texts: Iterable[str],
-        use_bigrams: bool = False,
-        use_jieba: bool = False,
-        min_bigram_count: int = 2,
-        lexicon: Lexicon | None = None,
+        cls, texts: Iterable[str], use_bigrams: bool = False, use_jieba: bool = False, min_bigram_count: int = 2
     ) -> Featurizer:
         texts = list(texts)
         chars = "".join(sorted({c for t in texts for c in t}))
@@ -132,11 +121,10 @@ class Featurizer:
         if use_bigrams:
             counts = Counter(b for t in texts for b in bigrams(t))
             bigram_pairs = "".join(sorted(b for b, n in counts.items() if n >= min_bigram_count))
-        return cls(chars, bigram_pairs, use_jieba, lexicon)
+        return cls(chars, bigram_pairs, use_jieba)
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """``{'chars': [B, T], 'bigrams': [B, T]?, 'words': [B, T]?, 'lengths': [B]}`` int64 and
-        ``'lexicon': [B, T, SETS, OFFSETS]?`` float32, padded with 0."""
+        """``{'chars': [B, T], 'bigrams': [B, T]?, 'words': [B, T]?, 'lengths': [B]}`` int64, padded with 0."""
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
         longest = int(lengths.max()) if len(texts) else 0
         real = np.arange(longest)[None, :] < lengths[:, None]  # [B, T]; row-major order = the texts joined
@@ -152,28 +140,11 @@ class Featurizer:
         if self.jieba:
             out["words"] = np.zeros_like(out["chars"])
             out["words"][real] = [position for text in texts for position in word_positions(text)]
-        if self.lexicon is not None:
-            out["lexicon"] = np.zeros((len(texts), longest, SETS, OFFSETS), dtype=np.float32)
-            out["lexicon"][real] = self.lexicon.weights(codes, lengths)
         return out
 
     def to_config(self) -> dict:
-        lexicon = None
-        if self.lexicon is not None:
-            lexicon = {"words": len(self.lexicon.keys), "sha256": self.lexicon.sha256}
-        return {"chars": self.chars, "bigrams": self.bigram_pairs, "jieba": self.jieba, "lexicon": lexicon}
-
-    def tensors(self) -> dict[str, np.ndarray]:
-        """What is saved beside the network's weights (the lexicon's arrays)."""
-        return self.lexicon.to_tensors() if self.lexicon is not None else {}
+        return {"chars": self.chars, "bigrams": self.bigram_pairs, "jieba": self.jieba}
 
     @classmethod
-    def from_config(cls, record: dict, tensors: dict[str, np.ndarray]) -> Featurizer:
-        """From ``to_config``'s record and the saved :meth:`tensors`."""
-        lexicon = record.get("lexicon")
-        return cls(
-            record["chars"],
-            record.get("bigrams"),
-            bool(record.get("jieba")),
-            Lexicon.from_tensors(tensors, lexicon["sha256"]) if lexicon else None,
-        )
+    def from_config(cls, record: dict) -> Featurizer:
+        return cls(record["chars"], record.get("bigrams"), bool(record.get("jieba")))

@@ -1,5 +1,5 @@
-"""The student: character embedding (+ optional bigram, word-position and lexicon features) ->
-BiLSTM -> dropout -> linear to the teacher's tags -> the shared CRF.
+"""The student: character embedding (+ optional bigram and word-position embeddings) -> BiLSTM ->
+dropout -> linear to the teacher's tags -> the shared CRF.
 
 The backward direction reads each sentence reversed within its own length (``lstm_pair``), so
 padding never leaks into real positions; an ONNX export makes each layer a forward and a reverse
@@ -24,7 +24,6 @@ from distill.data import allowed_transitions, label_scheme
 from distill.errors import DistillError
 
 from .features import Featurizer
-from .lexicon import MAX_WORD, OFFSETS, SETS
 from .lstm_pair import lstm_pair
 
 KIND = "student"
@@ -39,18 +38,11 @@ class Architecture:
     dropout: float = 0.3
     bigram_dim: int = 64
     word_dim: int = 16
-    lexicon_dim: int = 128
 
 
 class BiLstmCrf(nn.Module):
     def __init__(
-        self,
-        arch: Architecture,
-        num_chars: int,
-        num_bigrams: int,
-        use_words: bool,
-        labels: Sequence[str],
-        use_lexicon: bool = False,
+        self, arch: Architecture, num_chars: int, num_bigrams: int, use_words: bool, labels: Sequence[str]
     ) -> None:
         super().__init__()
         self.arch = arch
@@ -60,9 +52,6 @@ class BiLstmCrf(nn.Module):
         width += arch.bigram_dim if num_bigrams else 0
         self.words = nn.Embedding(5, arch.word_dim, padding_idx=0) if use_words else None
         width += arch.word_dim if use_words else 0
-        # The four word-set vectors of a character ([SETS * E]) to lexicon_dim.
-        self.lexicon = nn.Linear(SETS * arch.embedding_dim, arch.lexicon_dim) if use_lexicon else None
-        width += arch.lexicon_dim if use_lexicon else 0
         self.forward_layers = nn.ModuleList()
         self.backward_layers = nn.ModuleList()
         for layer in range(arch.layers):
@@ -79,33 +68,17 @@ class BiLstmCrf(nn.Module):
         lengths: torch.Tensor,
         bigrams: torch.Tensor | None = None,
         words: torch.Tensor | None = None,
-        lexicon: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """[B, T, K] emission scores for [B, T] ids, [B] lengths and [B, T, SETS, OFFSETS] lexicon weights."""
-        characters = self.chars(chars)  # [B, T, E]
-        parts = [characters]
+        """[B, T, K] emission scores for [B, T] ids and [B] lengths."""
+        parts = [self.chars(chars)]
         if self.bigrams is not None:
             parts.append(self.bigrams(bigrams))
         if self.words is not None:
             parts.append(self.words(words))
-        if self.lexicon is not None:
-            parts.append(self.lexicon(word_sets(characters, lexicon)))
         x = self.dropout(torch.cat(parts, dim=-1))  # [B, T, E]
         for fwd, bwd in zip(self.forward_layers, self.backward_layers):
             x = self.dropout(lstm_pair(fwd, bwd, x, lengths))  # [B, T, 2H]
         return self.classifier(x)
-
-
-def word_sets(characters: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """[B, T, SETS * E]: each character's B/M/E/S word-set vectors, the weighted sums of the [B, T, E]
-    character embeddings around it (``weights`` [B, T, SETS, OFFSETS], by offset from it)."""
-    reach = MAX_WORD - 1
-    padded = nn.functional.pad(characters, (0, 0, reach, reach))  # [B, T + 2 * reach, E]
-    # Slices with constant ends (the last one open), so that an ONNX export keeps T dynamic.
-    around = torch.stack(
-        [padded[:, o : o - 2 * reach] if o < 2 * reach else padded[:, o:] for o in range(OFFSETS)], dim=2
-    )  # [B, T, OFFSETS, E]
-    return torch.einsum("btso,btoe->btse", weights, around).flatten(2)
 
 
 @dataclass
@@ -143,7 +116,7 @@ class Student:
         return self.net.crf.scored_decode(*self.emissions(texts))
 
     def save(self, directory: Path, extra: dict | None = None) -> dict:
-        state = module_weights(self.net) | self.featurizer.tensors()
+        state = module_weights(self.net)
         config = {
             **self.config,
             "kind": KIND,
@@ -160,15 +133,13 @@ class Student:
         config, weights = read_model_dir(directory)
         if config["kind"] != KIND:
             raise DistillError(f"{directory} holds a {config['kind']} model, not a student")
-        featurizer = Featurizer.from_config(config["features"], weights)
+        featurizer = Featurizer.from_config(config["features"])
         net = BiLstmCrf(
             Architecture(**config["architecture"]),
             featurizer.num_chars,
             featurizer.num_bigrams,
             featurizer.jieba,
             config["labels"],
-            featurizer.lexicon is not None,
         )
-        network = {name: tensor for name, tensor in weights.items() if name not in featurizer.tensors()}
-        load_module_weights(net, network, directory)
+        load_module_weights(net, weights, directory)
         return cls(net.to(device).eval(), featurizer, list(config["labels"]), config)

@@ -20,7 +20,6 @@ from distill.errors import DistillError
 from distill.viterbi import Viterbi, transition_penalties
 
 from .features import Featurizer
-from .lexicon import TENSORS as LEXICON_TENSORS
 
 ONNX_FILE = "model.onnx"
 ONNX_INT8_FILE = "model-int8.onnx"
@@ -74,6 +73,7 @@ class OnnxStudent:
         if meta["weights_sha256"] != self.config["weights_sha256"]:
             raise DistillError(f"{model_path} was exported from other weights than {directory}'s: export again")
         self.labels = list(self.config["labels"])
+        self.featurizer = Featurizer.from_config(self.config["features"])
         self.inputs = list(meta["inputs"])
         options = onnxruntime.SessionOptions()
         # Memory patterns pre-plan one buffer per input shape; with a new shape every batch they
@@ -83,9 +83,6 @@ class OnnxStudent:
         self.workers = max(1, (threads or usable_cores()) // intra_op_threads)
         self.session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         with safe_open(str(directory / WEIGHTS), "np") as weights:
-            present = set(weights.keys())
-            saved = {name: weights.get_tensor(name) for name in LEXICON_TENSORS if name in present}
-            self.featurizer = Featurizer.from_config(self.config["features"], saved)
             scores = [
                 weights.get_tensor(f"crf.{name}") for name in ("start_transitions", "transitions", "end_transitions")
             ]

@@ -40,7 +40,6 @@ from distill.training import JsonlLog, resolve_device, seed_everything, use_thre
 
 from .config import MAX_LEN, MEMORY_BUDGET_GB, StudentTrainConfig
 from .features import Featurizer
-from .lexicon import Lexicon, jieba_dictionary
 from .losses import emission_kd, hard_nll, marginal_kd, mixed_loss
 from .model import Architecture, BiLstmCrf, Student
 from .vectors import VectorSource, bigram_source, char_source, initial_table, read_word2vec
@@ -237,17 +236,14 @@ def _network(
 ) -> tuple[BiLstmCrf, Featurizer, dict]:
     """The network, its featurizer, and what config.json records of where its embeddings started."""
     texts = [e.text for e in data.examples]
-    lexicon = Lexicon.read(jieba_dictionary()) if cfg.lexicon else None
-    featurizer = Featurizer.build(texts, cfg.bigrams, cfg.jieba, cfg.min_bigram_count, lexicon)
+    featurizer = Featurizer.build(texts, cfg.bigrams, cfg.jieba, cfg.min_bigram_count)
     teacher_dir = Path(data.index["teacher"]["path"]) if data.index else None
     chars_from = char_source(cfg.char_vectors, teacher_dir)
     if chars_from is not None:  # every character the source knows gets a row, seen in training or not
         every_char = "".join(sorted(set(featurizer.chars) | set(chars_from.chars)))
-        featurizer = Featurizer(every_char, featurizer.bigram_pairs, cfg.jieba, lexicon)
-    arch = Architecture(
-        cfg.embedding_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.bigram_dim, cfg.word_dim, cfg.lexicon_dim
-    )
-    net = BiLstmCrf(arch, featurizer.num_chars, featurizer.num_bigrams, cfg.jieba, data.labels, cfg.lexicon)
+        featurizer = Featurizer(every_char, featurizer.bigram_pairs, cfg.jieba)
+    arch = Architecture(cfg.embedding_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.bigram_dim, cfg.word_dim)
+    net = BiLstmCrf(arch, featurizer.num_chars, featurizer.num_bigrams, cfg.jieba, data.labels)
     return net, featurizer, _start_embeddings(net, featurizer, chars_from, cfg.bigram_vectors, rng)
 
 
@@ -331,8 +327,8 @@ def _batch_loss(
 ) -> torch.Tensor:
     width = max(len(e.text) for e in batch)
     inputs = {
-        key: torch.from_numpy(pad([f[key][0] for f in features], dtype=first.dtype, width=width)[0]).to(device)
-        for key, first in features[0].items()
+        key: torch.from_numpy(pad([f[key][0] for f in features], width=width)[0]).to(device)
+        for key in features[0]
         if key != "lengths"
     }
     lengths = torch.tensor([len(e.text) for e in batch], device=device)

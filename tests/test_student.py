@@ -156,7 +156,7 @@ def test_features():
     assert featurizer.bigram_pairs == "ab" and featurizer.num_bigrams == 3
     encoded = featurizer.encode(["ab", "zzz"])
     assert encoded["chars"].tolist() == [[2, 3, 0], [1, 1, 1]] and encoded["lengths"].tolist() == [2, 3]
-    assert Featurizer.from_config(featurizer.to_config(), {}).encode(["ab"])["bigrams"].tolist() == [[2, 1]]
+    assert Featurizer.from_config(featurizer.to_config()).encode(["ab"])["bigrams"].tolist() == [[2, 1]]
 
 
 def test_vectorised_encoding_equals_lookups_one_character_at_a_time():
