@@ -5,7 +5,8 @@ Usage: python benchmarks/summarize.py [--check]
 Every run leaves a ``manifest.json`` (command, settings, commit, machine, date, minutes, scores):
 ``<dataset>/<experiment>/<row>[-seed<N>]/manifest.json`` for trainings (``benchmarks/experiment.py``
 writes them), ``.../report/manifest.json`` beside a deployment report, and ``<name>/manifest.json``
-for a measurement of the machine or the code (``decode``, ``precision``, ...). The index reports
+for a measurement of the machine or the code (``decode``, ``precision``, ...), with folders of runs
+made on that measurement's output beside it (``demo/transfer-size``). The index reports
 only what those files and the reports beside them hold. ``--check`` fails if the page is stale.
 """
 
@@ -134,6 +135,8 @@ def _measurement(folder: Path) -> list[str]:
     ]
     if manifest.get("command"):
         lines += [f"Command: `{manifest['command']}`", ""]
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and _runs(p)):  # runs made on this one's output
+        lines += _experiment(folder.name, sub)
     return lines
 
 

@@ -134,6 +134,30 @@ def test_results_are_manifests_without_absolute_paths_and_the_index_is_fresh():
     assert done.returncode == 0, done.stderr.decode()
 
 
+def test_the_index_shows_runs_made_on_a_measurements_output(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import summarize
+    finally:
+        sys.path.pop(0)
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    machine = {"machine": "a test machine", "commit": "0123456789abcdef", "date": "today"}
+    (demo / "manifest.json").write_text(json.dumps({**machine, "description": "the demo", "results": []}))
+    for seed, f1 in ((13, 0.6), (14, 0.7)):
+        run = demo / "transfer-size" / f"pd20k-seed{seed}"
+        run.mkdir(parents=True)
+        metrics = {"dev_f1": 0.5, "test": {"overall": {"f1": f1}}}
+        manifest = {**machine, "description": "a student", "minutes": 2.0, "metrics": metrics}
+        (run / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(summarize, "RESULTS", tmp_path)
+    monkeypatch.setattr(summarize, "DATASETS", ())
+    page = summarize.render()
+    assert "## demo" in page and "### demo/transfer-size" in page
+    assert "| pd20k: a student | [60.00](./demo/transfer-size/pd20k-seed13/manifest.json), [70.00]" in page
+    assert "| 65.00 +- 7.07 | 50.00 | 2.0 |" in page
+
+
 def _anchors(page: Path) -> set[str]:
     """GitHub's anchors of a page's headings: lower case, punctuation but - and _ dropped, spaces as -."""
     headings = re.findall(r"^#+ (.*)$", page.read_text(encoding="utf-8"), re.M)
