@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -22,6 +25,15 @@ TINY_TRAINING = {
     "precision": PRECISION,
 }
 """Teacher settings that learn the tiny corpus in seconds."""
+
+
+def import_script(path: Path) -> ModuleType:
+    """A script outside the package (benchmarks/, docs/) as a module; it may import its siblings by name."""
+    sys.path.insert(0, str(path.parent))
+    try:
+        return importlib.import_module(path.stem)
+    finally:
+        sys.path.remove(str(path.parent))
 
 
 def cli_options(**settings: object) -> list[str]:

@@ -12,14 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PRECISION, REPO, TINY_TRAINING, cli_options
+from tests.conftest import PRECISION, REPO, TINY_TRAINING, cli_options, import_script
 
 DOCS = REPO / "docs"
 RESULTS = REPO / "benchmarks" / "results"
-sys.path.insert(0, str(DOCS))
-import options  # noqa: E402  (docs/options.py: the option-table writer)
-
-sys.path.pop(0)
+options = import_script(DOCS / "options.py")  # the option-table writer
 
 # What the README's own-data commands need on top of theirs to finish in seconds on a tiny corpus.
 TINY = {
@@ -135,11 +132,7 @@ def test_results_are_manifests_without_absolute_paths_and_the_index_is_fresh():
 
 
 def test_the_index_shows_runs_made_on_a_measurements_output(tmp_path, monkeypatch):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import summarize
-    finally:
-        sys.path.pop(0)
+    summarize = import_script(REPO / "benchmarks" / "summarize.py")
     demo = tmp_path / "demo"
     demo.mkdir()
     machine = {"machine": "a test machine", "commit": "0123456789abcdef", "date": "today"}

@@ -10,18 +10,10 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from tests.conftest import import_script
+
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "benchmarks" / "experiment.py"
-
-
-def _driver():
-    """benchmarks/experiment.py as a module (it imports its sibling scripts by name)."""
-    sys.path.insert(0, str(DRIVER.parent))
-    try:
-        import experiment
-    finally:
-        sys.path.remove(str(DRIVER.parent))
-    return experiment
 
 
 def _experiment(tmp_path: Path, tiny_teacher: dict) -> Path:
@@ -105,7 +97,7 @@ def test_a_bad_setting_is_refused_before_anything_runs(tmp_path, tiny_teacher):
 @pytest.mark.parametrize("name", ["resume", "weibo", "msra"])
 def test_the_committed_experiment_files_plan_valid_commands(name):
     spec = tomllib.loads((ROOT / "benchmarks" / "experiments" / f"{name}.toml").read_text(encoding="utf-8"))
-    plan = _driver().plan
+    plan = import_script(DRIVER).plan
     runs = plan(spec, ROOT / "runs" / "experiments" / name, None, None)
     for run in runs:
         run.check()
@@ -141,7 +133,7 @@ cache = false
 settings = { alpha = 1.0 }
 """
     )
-    plan = _driver().plan
+    plan = import_script(DRIVER).plan
     runs = {run.name: run for run in plan(spec, Path("work"), None, None)}
     assert list(runs) == ["teacher", "cache", "cache-more", "plain-seed13", "more-seed13", "gold-seed13"]
     assert runs["cache-more"].settings | {"out": None} == {
@@ -162,7 +154,7 @@ settings = { alpha = 1.0 }
 
 
 def test_a_training_cut_short_is_not_finished(tmp_path):
-    driver = _driver()
+    driver = import_script(DRIVER)
     Run, finished = driver.Run, driver.finished
     run = Run("student-train", "kd", "row-seed13", {"out": tmp_path})
     run.out = tmp_path
