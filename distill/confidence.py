@@ -15,9 +15,16 @@ serves every runtime: the torch models hand over their emissions as arrays.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+
+RENORMALISE_EVERY = 4
+"""Steps between renormalisations of the forward-backward: each costs as much as a step's product,
+and 4 steps shrink a vector out of float64's normal range only on score gaps of hundreds; then
+(a divisor below ``exp(SMALLEST_LOG_SCALE)``) the scan is redone renormalising every step."""
+SMALLEST_LOG_SCALE = -700.0
 
 
 class CrfScores:
@@ -28,7 +35,15 @@ class CrfScores:
         k = len(self.start)
         if self.transitions.shape != (k, k) or self.end.shape != (k,):
             raise ValueError(f"scores must be [K], [K, K], [K]; got {self.start.shape}, {self.transitions.shape}")
-        self._moves = np.exp(self.transitions)  # [K, K]; 0 where a move is forbidden
+        # Both directions advance in one product a step: forward over the text, backward over it
+        # reversed with the moves transposed. Moves are scaled to at most 1, as the emissions are
+        # (each position's maximum taken out), so between renormalisations a vector grows at
+        # most K-fold a step.
+        self._moves_max = float(np.max(self.transitions))
+        moves = np.exp(self.transitions - self._moves_max)  # [K, K]; 0 where a move is forbidden
+        self._both_moves = np.stack([moves, moves.T])  # [2, K, K]
+        self._first_max = np.array([self.start.max(), self.end.max()])  # [2]
+        self._first = np.exp(np.stack([self.start, self.end]) - self._first_max[:, None])[:, None, :]  # [2, 1, K]
 
     def span_probabilities(self, emissions: np.ndarray, spans: Sequence[tuple[int, Sequence[int]]]) -> list[float]:
         """p(the tags of each span) of one sentence, for spans given as (first position, its tags)."""
@@ -40,55 +55,62 @@ class CrfScores:
         """p(the tags of each span) of many sentences at once (per sentence, spans given as (first
         position, its tags)).
 
-        The scaled forward-backward over the batch: in probability space, each step one
-        [B, K] x [K, K] product renormalised, the scales summed in log space (a log-space step
-        would need a [B, K, K] log-sum-exp); sentences past their end are carried unchanged.
+        The scaled forward-backward in probability space. The backward pass runs as a forward pass
+        over the reversed sentence, so both advance together, one [2, B, K] x [2, K, K] product a
+        step; what it carries at a position includes that position's emission (beta times
+        ``exp(x)``), so the span's last emission is taken out once.
         """
         busy = [i for i, sentence in enumerate(spans) if sentence]  # a sentence without entities costs nothing
         out: list[list[float]] = [[] for _ in spans]
         if not busy:
             return out
-        lengths = np.array([len(emissions[i]) for i in busy])
-        batch, longest, k = len(busy), int(lengths.max()), len(self.start)
-        x = np.zeros((batch, longest, k))
-        for row, i in enumerate(busy):
-            x[row, : lengths[row]] = emissions[i]
-        shift = x.max(axis=2)  # [B, T]
-        potentials = np.exp(x - shift[:, :, None])  # [B, T, K]
-        alpha, beta = np.empty((batch, longest, k)), np.empty((batch, longest, k))
-        alpha_scale, beta_scale = np.ones((batch, longest)), np.ones((batch, longest))
-        step = np.exp(self.start - self.start.max())[None, :] * potentials[:, 0]
-        for t in range(longest):
-            if t:
-                step = (alpha[:, t - 1] @ self._moves) * potentials[:, t]
-            alpha_scale[:, t] = step.sum(axis=1)
-            alpha[:, t] = step / alpha_scale[:, t, None]
-        last = lengths - 1
-        end = np.exp(self.end - self.end.max())
-        carry = np.tile(end, (batch, 1))  # [B, K]: beta at t, for sentences whose last position is >= t
-        for t in range(longest - 1, -1, -1):
-            if t < longest - 1:
-                step = (potentials[:, t + 1] * carry) @ self._moves.T
-                inside = (t < last)[:, None]
-                beta_scale[:, t] = np.where(inside[:, 0], step.sum(axis=1), 1.0)
-                carry = np.where(inside, step / beta_scale[:, t, None], end[None, :])
-            beta[:, t] = carry
-        with np.errstate(divide="ignore"):
-            log_alpha_offset = self.start.max() + np.cumsum(shift + np.log(alpha_scale), axis=1)  # [B, T]
-            log_beta = np.log(beta)
-            log_alpha = np.log(alpha)
-        for row, i in enumerate(busy):
-            n = lengths[row]
-            log_z = float(np.log(alpha[row, n - 1] @ end) + self.end.max() + log_alpha_offset[row, n - 1])
-            # beta's offset at t: what the steps after t took out, up to the sentence's end
-            later = np.concatenate([np.cumsum((shift[row, 1:n] + np.log(beta_scale[row, : n - 1]))[::-1])[::-1], [0.0]])
-            beta_offset = self.end.max() + later
+        lengths = [len(emissions[i]) for i in busy]
+        batch, longest, k = len(busy), max(lengths), len(self.start)
+        potentials = np.zeros((longest, 2, batch, k))  # [T, direction, B, K]: the text as read, and reversed
+        for row, (i, n) in enumerate(zip(busy, lengths)):
+            potentials[:n, 0, row] = emissions[i]
+            potentials[:n, 1, row] = emissions[i][::-1]
+        shift = potentials.max(axis=3)  # [T, 2, B]
+        potentials -= shift[..., None]
+        np.exp(potentials, out=potentials)  # at most 1
+        carried, log_scales = self._scan(potentials, RENORMALISE_EVERY)
+        if not (log_scales >= SMALLEST_LOG_SCALE).all():  # a vector left float64's range between renormalisations
+            carried, log_scales = self._scan(potentials, 1)
+        # [T, 2, B]: the log of all that the steps up to t took out of what they carry
+        log_scales[1:] += self._moves_max
+        offsets = np.cumsum(log_scales + shift, axis=0) + self._first_max[:, None]
+        last = self._first[1, 0]  # [K]: exp(end - its maximum)
+        for row, (i, n) in enumerate(zip(busy, lengths)):
+            x = emissions[i]
+            log_z = math.log(carried[n - 1, 0, row] @ last) + self._first_max[1] + offsets[n - 1, 0, row]
             for first, tags in spans[i]:
-                score = log_alpha[row, first, tags[0]] + log_alpha_offset[row, first]
-                for offset in range(1, len(tags)):
-                    t = first + offset
-                    score += self.transitions[tags[offset - 1], tags[offset]] + x[row, t, tags[offset]]
                 stop = first + len(tags) - 1
-                score += log_beta[row, stop, tags[-1]] + beta_offset[stop]
-                out[i].append(float(np.exp(min(score - log_z, 0.0))))
+                score = _log(carried[first, 0, row, tags[0]]) + offsets[first, 0, row] - log_z
+                score += _log(carried[n - 1 - stop, 1, row, tags[-1]]) + offsets[n - 1 - stop, 1, row]
+                score -= float(x[stop, tags[-1]])
+                for t in range(first + 1, stop + 1):
+                    score += self.transitions[tags[t - first - 1], tags[t - first]] + float(x[t, tags[t - first]])
+                out[i].append(math.exp(min(score, 0.0)))
         return out
+
+    def _scan(self, potentials: np.ndarray, every: int) -> tuple[np.ndarray, np.ndarray]:
+        """Both passes over potentials [T, 2, B, K]: what each step carries [T, 2, B, K], renormalised
+        to sum 1 every ``every`` steps, and the log of each step's divisor [T, 2, B] (0 between)."""
+        carried = np.empty_like(potentials)
+        scales = np.ones((*potentials.shape[:3], 1))  # [T, 2, B, 1]
+        steps, factors, divisors = list(carried), list(potentials), list(scales)  # views, made once
+        np.multiply(self._first, factors[0], out=steps[0])
+        matmul, multiply, add, divide = np.matmul, np.multiply, np.add.reduce, np.divide
+        with np.errstate(divide="ignore", invalid="ignore"):  # a vector that underflowed: the caller redoes the scan
+            for t, step in enumerate(steps):
+                if t:
+                    matmul(steps[t - 1], self._both_moves, out=step)
+                    multiply(step, factors[t], out=step)
+                if t % every == 0:
+                    add(step, axis=2, keepdims=True, out=divisors[t])
+                    divide(step, divisors[t], out=step)
+            return carried, np.log(scales[..., 0])
+
+
+def _log(value: float) -> float:
+    return math.log(value) if value > 0 else -math.inf

@@ -14,13 +14,15 @@ from distill.data import allowed_transitions
 
 
 def _brute_force(scores: CrfScores, x: np.ndarray) -> dict[tuple[int, ...], float]:
-    """p(sequence) for every tag sequence, by enumeration."""
+    """p(sequence) for every tag sequence, by enumeration (in log space until the end)."""
     length, k = x.shape
-    weights = {}
+    log_weights = {}
     for tags in itertools.product(range(k), repeat=length):
         score = scores.start[tags[0]] + x[0, tags[0]] + scores.end[tags[-1]]
         score += sum(scores.transitions[tags[t - 1], tags[t]] + x[t, tags[t]] for t in range(1, length))
-        weights[tags] = np.exp(score)
+        log_weights[tags] = score
+    top = max(log_weights.values())
+    weights = {tags: np.exp(w - top) for tags, w in log_weights.items()}
     total = sum(weights.values())
     return {tags: w / total for tags, w in weights.items()}
 
@@ -64,6 +66,17 @@ def test_single_positions_are_the_crfs_marginals_with_its_constraints():
     got = np.array(scores.span_probabilities(emissions[0].numpy(), singles)).reshape(7, len(labels))
     np.testing.assert_allclose(got, marginals, atol=1e-5)
     assert got[0, labels.index("I-PER")] == 0.0  # no entity starts inside itself
+
+
+def test_scores_that_underflow_between_renormalisations_still_equal_enumeration():
+    """Every step costs 300 (the one cheap move, 0 -> 0, leads where the emissions are 300 worse),
+    so four steps between renormalisations would shrink what the scan carries past float64."""
+    scores = CrfScores(np.zeros(2), np.array([[0.0, -300.0], [-300.0, -300.0]]), np.zeros(2))
+    x = np.array([[-300.0, 0.0]] * 7) + np.random.default_rng(3).normal(size=(7, 2))
+    paths = _brute_force(scores, x)
+    singles = [(t, [k]) for t in range(7) for k in range(2)]
+    expected = [sum(q for seq, q in paths.items() if seq[t] == k) for t, [k] in singles]
+    assert scores.span_probabilities(x, singles) == pytest.approx(expected, abs=1e-9)
 
 
 def test_the_best_paths_entities_have_their_probabilities():
