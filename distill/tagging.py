@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
-from distill.data import SpanReader, bucket_batches, split_sentences
+from distill.data import Span, SpanReader, bucket_batches, split_sentences
 
 from .confidence import CrfScores
 
@@ -119,42 +119,39 @@ def predict_entities(
         pieces.extend((i, start, text[start:end]) for start, end in split_sentences(text, max_len))
     piece_texts = [p[2] for p in pieces]
     if scored is None:
-        tagged, emissions = tag_in_batches(tag_ids, piece_texts, batch_size, workers), [None] * len(pieces)
-    else:
-        results = tag_in_batches(scored[0], piece_texts, batch_size, workers)
-        tagged, emissions = [path for path, _ in results], [x for _, x in results]
-    entities: list[list[Entity]] = [[] for _ in texts]
-    all_spans = _span_reader(tuple(labels)).spans_of(tagged)
-    if scored is None:
-        confidences = [[None] * len(spans) for spans in all_spans]
-    else:
-        asked = [
-            [(span.start, path[span.start : span.end]) for span in spans] for spans, path in zip(all_spans, tagged)
+        reader = _span_reader(tuple(labels))
+        found = [
+            [(span, None) for span in spans]
+            for spans in reader.spans_of(tag_in_batches(tag_ids, piece_texts, batch_size, workers))
         ]
-        confidences = span_confidences(scored[1], emissions, asked)
-    for (i, offset, _), spans, sure in zip(pieces, all_spans, confidences):
-        for span, confidence in zip(spans, sure):
+    else:
+        found = [
+            list(zip(spans, sure))
+            for _, spans, sure in tag_in_batches(confident_tagger(scored, labels), piece_texts, batch_size, workers)
+        ]
+    entities: list[list[Entity]] = [[] for _ in texts]
+    for (i, offset, _), spans in zip(pieces, found):
+        for span, confidence in spans:
             start, end = offset + span.start, offset + span.end
             entities[i].append(Entity(span.type, texts[i][start:end], start, end, confidence))
     return entities
 
 
-CONFIDENCE_CHUNK = 64
-"""Sentences whose confidences are computed together (sorted by length, so little is padded)."""
+def confident_tagger(
+    scored: ScoredTagger, labels: Sequence[str]
+) -> Callable[[list[str]], list[tuple[list[int], list[Span], list[float]]]]:
+    """A tagger of batches that returns each text's label indices, entity spans and their
+    confidences: the emissions behind them live only as long as their batch."""
+    tagger, crf = scored
+    reader = _span_reader(tuple(labels))
 
+    def tag(texts: list[str]) -> list[tuple[list[int], list[Span], list[float]]]:
+        paths, emissions = zip(*tagger(texts))
+        all_spans = reader.spans_of(paths)
+        asked = [[(span.start, path[span.start : span.end]) for span in spans] for spans, path in zip(all_spans, paths)]
+        return list(zip(paths, all_spans, crf.batch_span_probabilities(emissions, asked)))
 
-def span_confidences(crf: CrfScores, emissions: list, spans: list[list]) -> list[list[float]]:
-    """``crf``'s probability of each asked span (per sentence, (first position, tags)), computed
-    CONFIDENCE_CHUNK sentences at a time in order of length, so memory stays small."""
-    order = sorted(range(len(spans)), key=lambda i: len(emissions[i]))
-    out: list[list[float]] = [[] for _ in spans]
-    for at in range(0, len(order), CONFIDENCE_CHUNK):
-        chunk = order[at : at + CONFIDENCE_CHUNK]
-        for i, found in zip(
-            chunk, crf.batch_span_probabilities([emissions[i] for i in chunk], [spans[i] for i in chunk])
-        ):
-            out[i] = found
-    return out
+    return tag
 
 
 def json_line(record: object) -> str:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -325,6 +326,36 @@ def test_batches_in_flight_share_one_character_budget():
         assert tag_in_batches(functools.partial(tag_ids, padded=padded), texts, 256, workers) == [[0] * 30] * 400
         assert max(padded) <= MAX_BATCH_CHARS // workers
         assert max(padded) > MAX_BATCH_CHARS // 2 - 30 * 2  # batches fill their share
+
+
+def test_predict_keeps_emissions_only_while_their_batch_is_scored():
+    """Confidences are computed batch by batch, so a long input never holds all its emissions."""
+    import weakref
+
+    from distill.confidence import CrfScores
+    from distill.tagging import predict_entities
+
+    labels = ["O", "S-PER"]
+    alive: set[int] = set()
+    most_alive = 0
+
+    def tag_scores(batch: list[str]) -> list[tuple[list[int], np.ndarray]]:
+        nonlocal most_alive
+        out = []
+        for text in batch:
+            emissions = np.tile(np.array([0.0, 1.0], dtype=np.float32), (len(text), 1))  # [L, K]: S-PER wins
+            alive.add(id(emissions))
+            weakref.finalize(emissions, alive.discard, id(emissions))
+            out.append(([1] * len(text), emissions))
+        most_alive = max(most_alive, len(alive))
+        return out
+
+    crf = CrfScores(np.zeros(2), np.zeros((2, 2)), np.zeros(2))
+    texts = ["张三" * 5] * 300
+    entities = predict_entities(texts, None, labels, batch_size=16, scored=(tag_scores, crf))
+    assert [len(found) for found in entities] == [10] * 300
+    assert all(0 < e.confidence < 1 for found in entities for e in found)
+    assert most_alive <= 32  # this batch, and at most the one before it not yet collected
 
 
 def test_stale_or_missing_onnx_export_is_refused(student_dir, tmp_path):

@@ -67,8 +67,8 @@ def rss_mb() -> float | None:
 
 def measure(spec: dict) -> dict:
     from distill.api import load_model
-    from distill.data import SpanReader, load_dataset
-    from distill.tagging import span_confidences, tag_in_batches
+    from distill.data import load_dataset
+    from distill.tagging import confident_tagger, tag_in_batches
 
     sentences, _ = load_dataset(spec["data"]).load(spec["split"])
     texts = [s.text for s in sentences if len(s.text) > 0]
@@ -134,15 +134,10 @@ def measure(spec: dict) -> dict:
         import torch
 
         memory["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    tagger, crf = model.scored
-    scored = tag_in_batches(tagger, texts, 64, model.workers)
-    paths = [path for path, _ in scored]
-    all_spans = SpanReader(model.labels).spans_of(paths)
-    asked = [[(span.start, path[span.start : span.end]) for span in spans] for spans, path in zip(all_spans, paths)]
-    confidences = span_confidences(crf, [emissions for _, emissions in scored], asked)
+    scored = tag_in_batches(confident_tagger(model.scored, model.labels), texts, 64, model.workers)
+    paths = [path for path, _, _ in scored]
     entities = [  # per sentence: [type, start, end, confidence] of each entity, for calibration
-        [[span.type, span.start, span.end, p] for span, p in zip(spans, found)]
-        for spans, found in zip(all_spans, confidences)
+        [[span.type, span.start, span.end, p] for span, p in zip(spans, found)] for _, spans, found in scored
     ]
     return {
         "load_seconds": load_seconds,
