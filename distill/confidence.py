@@ -21,10 +21,12 @@ from collections.abc import Sequence
 import numpy as np
 
 RENORMALISE_EVERY = 4
-"""Steps between renormalisations of the forward-backward: each costs as much as a step's product,
-and 4 steps shrink a vector out of float64's normal range only on score gaps of hundreds; then
-(a divisor below ``exp(SMALLEST_LOG_SCALE)``) the scan is redone renormalising every step."""
-SMALLEST_LOG_SCALE = -700.0
+"""Steps between renormalisations of the forward-backward (each costs as much as a step's
+product); the last step is renormalised too. Between two renormalisations a vector's scale may
+fall, and entries far below its largest then underflow where a scan renormalised every step
+would keep them; when a divisor falls below ``exp(SMALLEST_LOG_SCALE)`` (score gaps of hundreds
+within a few steps) the scan is redone renormalising every step, so the result is that scan's."""
+SMALLEST_LOG_SCALE = -350.0
 
 
 class CrfScores:
@@ -95,18 +97,20 @@ class CrfScores:
 
     def _scan(self, potentials: np.ndarray, every: int) -> tuple[np.ndarray, np.ndarray]:
         """Both passes over potentials [T, 2, B, K]: what each step carries [T, 2, B, K], renormalised
-        to sum 1 every ``every`` steps, and the log of each step's divisor [T, 2, B] (0 between)."""
+        to sum 1 every ``every`` steps and at the last, and the log of each step's divisor [T, 2, B]
+        (0 between)."""
         carried = np.empty_like(potentials)
         scales = np.ones((*potentials.shape[:3], 1))  # [T, 2, B, 1]
         steps, factors, divisors = list(carried), list(potentials), list(scales)  # views, made once
         np.multiply(self._first, factors[0], out=steps[0])
         matmul, multiply, add, divide = np.matmul, np.multiply, np.add.reduce, np.divide
+        last = len(steps) - 1
         with np.errstate(divide="ignore", invalid="ignore"):  # a vector that underflowed: the caller redoes the scan
             for t, step in enumerate(steps):
                 if t:
                     matmul(steps[t - 1], self._both_moves, out=step)
                     multiply(step, factors[t], out=step)
-                if t % every == 0:
+                if t % every == 0 or t == last:
                     add(step, axis=2, keepdims=True, out=divisors[t])
                     divide(step, divisors[t], out=step)
             return carried, np.log(scales[..., 0])

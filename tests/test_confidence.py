@@ -79,6 +79,36 @@ def test_scores_that_underflow_between_renormalisations_still_equal_enumeration(
     assert scores.span_probabilities(x, singles) == pytest.approx(expected, abs=1e-9)
 
 
+def test_entries_far_below_a_shrinking_vector_are_kept():
+    """Here the scale falls ~600 within a window while a tag 300 below the best later takes
+    most of the probability: renormalising only every 4 steps would lose it."""
+    scores = CrfScores(np.zeros(2), np.array([[0.0, 0.0], [-300.0, -300.0]]), np.zeros(2))
+    x = np.array([[-301, -1], [-1, -301], [-300, -1], [-300, -301], [-299, -1], [-300, -300], [-300, -300]], float)
+    paths = _brute_force(scores, x)
+    singles = [(t, [k]) for t in range(7) for k in range(2)]
+    expected = [sum(q for seq, q in paths.items() if seq[t] == k) for t, [k] in singles]
+    assert scores.span_probabilities(x, singles) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("gap", [30.0, 300.0, 700.0])
+def test_renormalising_every_few_steps_equals_every_step(gap, monkeypatch):
+    from distill import confidence
+
+    rng = np.random.default_rng(int(gap))
+    cases = []
+    for _ in range(200):
+        k, length = int(rng.integers(2, 6)), int(rng.integers(1, 40))
+        transitions = rng.choice([0.0, -gap], size=(k, k)) * rng.random((k, k))
+        transitions[0, 0] = 0.0
+        x = rng.choice([0.0, -gap], size=(length, k)) * rng.random((length, k)) + rng.normal(size=(length, k))
+        scores = CrfScores(rng.normal(size=k), transitions, rng.normal(size=k))
+        cases.append((scores, x, [(t, [int(rng.integers(0, k))]) for t in range(length)]))
+    windowed = [scores.span_probabilities(x, asked) for scores, x, asked in cases]
+    monkeypatch.setattr(confidence, "RENORMALISE_EVERY", 1)
+    for (scores, x, asked), got in zip(cases, windowed):
+        assert got == pytest.approx(scores.span_probabilities(x, asked), abs=1e-12)
+
+
 def test_the_best_paths_entities_have_their_probabilities():
     labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
     torch.manual_seed(1)
