@@ -81,10 +81,10 @@ class CrfScores:
         # [T, 2, B]: the log of all that the steps up to t took out of what they carry
         log_scales[1:] += self._moves_max
         offsets = np.cumsum(log_scales + shift, axis=0) + self._first_max[:, None]
-        last = self._first[1, 0]  # [K]: exp(end - its maximum)
+        end_weights = self._first[1, 0]  # [K]: exp(end - its maximum)
         for row, (i, n) in enumerate(zip(busy, lengths)):
             x = emissions[i]
-            log_z = math.log(carried[n - 1, 0, row] @ last) + self._first_max[1] + offsets[n - 1, 0, row]
+            log_z = math.log(carried[n - 1, 0, row] @ end_weights) + self._first_max[1] + offsets[n - 1, 0, row]
             for first, tags in spans[i]:
                 stop = first + len(tags) - 1
                 score = _log(carried[first, 0, row, tags[0]]) + offsets[first, 0, row] - log_z
