@@ -56,14 +56,23 @@ class _Lookup:
 
     def __init__(self, keys: np.ndarray) -> None:
         order = np.argsort(keys, kind="stable")
-        self.keys = keys[order]  # [V] sorted
-        self.ids = (order + 2).astype(np.int64)  # [V]: key i of the vocabulary has id i + 2
+        # [V + 1] sorted, then a key above any code point or bigram, so a search never runs off the end
+        self.keys = np.append(keys[order], np.iinfo(np.int64).max)
+        self.ids = np.append(order + 2, UNK).astype(np.int64)  # [V + 1]: key i of the vocabulary has id i + 2
 
     def __call__(self, keys: np.ndarray) -> np.ndarray:
-        if len(self.keys) == 0:
-            return np.full(len(keys), UNK, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        at = np.searchsorted(self.keys, keys)
         return np.where(self.keys[at] == keys, self.ids[at], UNK)
+
+
+def _padded(ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """[B, T] ids, 0 past each text's end, from the [N] ids of the B texts joined."""
+    longest = int(lengths.max()) if len(lengths) else 0
+    if len(ids) == len(lengths) * longest:  # nothing to pad (a batch of one, or of equal lengths)
+        return ids.reshape(len(lengths), longest)
+    padded = np.zeros((len(lengths), longest), dtype=np.int64)
+    padded[np.arange(longest)[None, :] < lengths[:, None]] = ids  # row-major order = the texts joined
+    return padded
 
 
 def _bigram_keys(first: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -126,20 +135,16 @@ class Featurizer:
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """``{'chars': [B, T], 'bigrams': [B, T]?, 'words': [B, T]?, 'lengths': [B]}`` int64, padded with 0."""
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-        longest = int(lengths.max()) if len(texts) else 0
-        real = np.arange(longest)[None, :] < lengths[:, None]  # [B, T]; row-major order = the texts joined
         codes = _code_points("".join(texts))  # [N]
-        out = {"chars": np.zeros((len(texts), longest), dtype=np.int64), "lengths": lengths}
-        out["chars"][real] = self._chars(codes)
+        out = {"chars": _padded(self._chars(codes), lengths), "lengths": lengths}
         if self._bigrams is not None:
             following = np.empty_like(codes)  # [N]: the next character's code point, END after a text's last
             following[:-1] = codes[1:]
             following[np.cumsum(lengths)[lengths > 0] - 1] = ord(END)
-            out["bigrams"] = np.zeros_like(out["chars"])
-            out["bigrams"][real] = self._bigrams(_bigram_keys(codes, following))
+            out["bigrams"] = _padded(self._bigrams(_bigram_keys(codes, following)), lengths)
         if self.jieba:
-            out["words"] = np.zeros_like(out["chars"])
-            out["words"][real] = [position for text in texts for position in word_positions(text)]
+            positions = [position for text in texts for position in word_positions(text)]
+            out["words"] = _padded(np.array(positions, dtype=np.int64), lengths)
         return out
 
     def to_config(self) -> dict:
