@@ -245,7 +245,8 @@ def logged_minutes(out: Path) -> float | None:
 
 
 def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path:
-    """<results>/<dataset>/<experiment>/<name>/manifest.json (and the run's log beside it)."""
+    """<results>/<dataset>/<experiment>/<name>/manifest.json (and the run's log beside it). ``threads``:
+    what ``--jobs`` gave a student run; the run's own ``threads`` setting wins."""
     record = finished(run) or {}
     folder = run.results
     folder.mkdir(parents=True, exist_ok=True)
@@ -255,7 +256,7 @@ def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path
         "settings": record.get("training", {k: _relative(v) for k, v in run.settings.items()}),
         "commit": commit(),
         "machine": machine_line(describe_environment()),
-        "threads": threads,
+        "threads": (run.settings.get("threads") or threads) if run.command == "student-train" else None,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "minutes": round(minutes, 2) if minutes is not None else None,
         "metrics": record.get("metrics"),
@@ -320,7 +321,7 @@ def main() -> None:
             return
         # a resumed run's epochs before this call are in its log, not in this call's time
         minutes = max(minutes, logged_minutes(run.out) or 0)
-        write_manifest(run, minutes, threads if run.command == "student-train" else None)
+        write_manifest(run, minutes, threads)
 
     students = [run for run in runs if run.command == "student-train"]
     for run in runs:

@@ -53,7 +53,7 @@ name = "gold"
 experiment = "no-teacher"
 cache = false
 seeds = [13]
-settings = {{ alpha = 1.0 }}
+settings = {{ alpha = 1.0, threads = 1 }}
 """,
         encoding="utf-8",
     )
@@ -80,6 +80,7 @@ def test_an_experiment_runs_records_manifests_and_skips_what_is_done(tmp_path, t
     assert (results / "tiny" / "kd" / "distilled-seed14" / "train_log.jsonl").is_file()
     gold = json.loads((results / "tiny" / "no-teacher" / "gold-seed13" / "manifest.json").read_text())
     assert "--data" in gold["command"] and "--cache" not in gold["command"]
+    assert gold["threads"] == 1 and manifest["threads"] is None  # a row's own --threads; else --jobs's
     assert (results / "tiny" / "teacher" / "teacher" / "manifest.json").is_file()
 
     again = _drive(experiment, "--work", work, "--results", results)
