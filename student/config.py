@@ -69,7 +69,9 @@ class StudentTrainConfig(RunSettings):
     epochs: int = default(30)
     lr: float = default(2e-3)
     lr_decay: Literal["none", "linear"] = setting(
-        "none", help="linear: the learning rate falls by lr/epochs each epoch, to lr/epochs in the last."
+        "none",
+        help="linear: the learning rate falls by lr/epochs each epoch, to lr/epochs in the last. Pair it with "
+        "--patience 0, so that early stopping does not end the run while the rate is still high.",
     )
     weight_decay: float = setting(0.0, min=0, help="AdamW weight decay.")
     ema: float = setting(
