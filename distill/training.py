@@ -116,10 +116,19 @@ class Processes:
 
         ``device_name`` as :func:`resolve_device` takes it. Under torchrun on CUDA each process
         takes the GPU of its local rank and makes it current (so nccl's collectives land there),
-        then joins with nccl; on the CPU it joins with gloo.
+        then joins with nccl; on the CPU it joins with gloo. A local rank without a GPU of its own
+        is refused with what to do instead.
         """
+        from .errors import DistillError
+
         device = resolve_device(device_name)
         if device.type == "cuda" and self.distributed:
+            gpus = torch.cuda.device_count()
+            if self.local_rank >= gpus:
+                raise DistillError(
+                    f"process {self.local_rank} of this machine has no GPU of its own (CUDA sees {gpus}): "
+                    f"start at most {gpus} per machine (torchrun --nproc_per_node {gpus}), or use --device cpu"
+                )
             device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(device)
         if self.distributed and not torch.distributed.is_initialized():

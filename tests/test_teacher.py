@@ -25,6 +25,7 @@ from distill.teacher.cache import CacheConfig, build_cache
 from distill.teacher.model import Teacher, bf16_faster, native_bf16, use_bf16
 from distill.teacher.train import TeacherTrainConfig, param_groups, train_teacher
 from distill.teacher.windows import plan_windows
+from distill.training import Processes
 from tests.conftest import PRECISION, cli_options, predicted_lines
 from tests.conftest import TINY_TRAINING as FAST
 
@@ -394,6 +395,8 @@ def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_
         str(workspace["backbone"]),
         "--out",
         str(out),
+        "--device",
+        "cpu",
         *cli_options(**{**FAST, "epochs": 10, "batch_size": 4, "patience": 10}),
     )
     config = json.loads((out / "config.json").read_text())
@@ -404,6 +407,15 @@ def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_
     )
     log = (out / "train_log.jsonl").read_text().splitlines()
     assert len(log) == 10  # one writer: rank 0 logs each epoch once
+
+
+def test_a_process_without_a_gpu_of_its_own_is_refused_with_what_to_do(monkeypatch):
+    """torchrun with more processes than GPUs: the process past the last GPU says so, before CUDA
+    fails with 'invalid device ordinal' (seen on a one-GPU machine)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(DistillError, match=r"has no GPU of its own \(CUDA sees 1\).*--nproc_per_node 1.*--device cpu"):
+        Processes(rank=1, world=2, local_rank=1).start("auto")
 
 
 def test_two_process_cache_writes_the_same_shards(workspace, tmp_path):
