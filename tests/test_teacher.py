@@ -52,7 +52,12 @@ def run_two_processes(port: int, *arguments: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
     result = subprocess.run(
-        [*torchrun, "-m", "distill", *arguments], capture_output=True, text=True, env=env, timeout=300, check=False
+        [*torchrun, "-m", "distill", *arguments, "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -395,8 +400,6 @@ def test_two_process_ddp_training_matches_single_process_quality(workspace, tmp_
         str(workspace["backbone"]),
         "--out",
         str(out),
-        "--device",
-        "cpu",
         *cli_options(**{**FAST, "epochs": 10, "batch_size": 4, "patience": 10}),
     )
     config = json.loads((out / "config.json").read_text())
@@ -432,8 +435,6 @@ def test_two_process_cache_writes_the_same_shards(workspace, tmp_path):
         "8",
         "--out",
         str(out),
-        "--device",
-        "cpu",
         "--precision",
         PRECISION,
     )
