@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +58,7 @@ def _decodes_surrogates(raw: bytes) -> bool:
         return False
 
 
-def _raw_lines(handle) -> Iterator[bytes]:
+def _raw_lines(handle: Iterable[bytes]) -> Iterator[bytes]:
     """The lines of a binary file without their endings: LF, CRLF, or CR alone (old Mac files)."""
     for chunk in handle:
         body = chunk[:-1] if chunk.endswith(b"\n") else chunk

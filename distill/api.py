@@ -24,6 +24,9 @@ from .metrics import EntityScores
 from .student import config as student_config
 from .tagging import Entity, Runtime, ScoredTagger, predict_entities
 
+if typing.TYPE_CHECKING:
+    import torch
+
 STUDENT_MAX_LEN = student_config.MAX_LEN
 """A BiLSTM reads any length; long texts are still cut at sentence ends, so batches stay even."""
 
@@ -130,7 +133,7 @@ def load_model(
     )
 
 
-def quantize_int8(net):
+def quantize_int8(net: torch.nn.Module) -> torch.nn.Module:
     """PyTorch's dynamic INT8 quantisation of a network's Linear and LSTM layers."""
     import torch
 

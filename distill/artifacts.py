@@ -14,10 +14,14 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import DistillError
+
+if TYPE_CHECKING:
+    import torch
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -173,12 +177,12 @@ def fingerprint(config: Mapping) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def module_weights(module) -> dict[str, np.ndarray]:
+def module_weights(module: torch.nn.Module) -> dict[str, np.ndarray]:
     """A torch module's state as float32 numpy arrays, ready for :func:`write_model_dir`."""
     return {k: v.detach().float().cpu().numpy() for k, v in module.state_dict().items()}
 
 
-def load_module_weights(module, weights: Mapping[str, np.ndarray], directory: Path) -> None:
+def load_module_weights(module: torch.nn.Module, weights: Mapping[str, np.ndarray], directory: Path) -> None:
     """Load ``weights`` into ``module``; any missing or unexpected tensor is a :class:`DistillError`."""
     import torch
 

@@ -102,8 +102,8 @@ class Checkpointer:
         self,
         out: Path,
         net: torch.nn.Module,
-        optimizer,
-        scheduler=None,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         writer: bool = True,
         average: torch.nn.Module | None = None,
     ) -> None:

@@ -18,11 +18,19 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .artifacts import fingerprint
 from .settings import Settings, setting
 from .tagging import Runtime, json_line
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from starlette.applications import Starlette
+
+    from .api import Model
 
 
 @dataclass(kw_only=True)
@@ -128,7 +136,7 @@ class MicroBatcher:
                 at += len(request)
 
 
-def create_app(model, cfg: ServeConfig):
+def create_app(model: Model, cfg: ServeConfig) -> Starlette:
     """The ASGI app serving ``model`` (a :class:`distill.api.Model`)."""
     import contextlib
 
@@ -171,7 +179,7 @@ def create_app(model, cfg: ServeConfig):
         return JSONResponse(metadata)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal batcher
         batcher = MicroBatcher(model.predict, cfg.batch_window_ms / 1000, cfg.max_batch)
         task = asyncio.create_task(batcher.run())

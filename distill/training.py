@@ -42,7 +42,7 @@ def optimizer_step(
     max_grad_norm: float,
     epoch: int,
     out: Path,
-    scheduler=None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> None:
     """One update from a batch's loss: stop if it is not finite (:func:`check_finite`), then
     backpropagate, clip ``net``'s gradient norm to ``max_grad_norm``, and step the optimiser and

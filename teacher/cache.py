@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -77,7 +77,7 @@ def _plan_sources(cfg: CacheConfig) -> tuple[list[dict], list]:
     return records, streams
 
 
-def _first(reader, *args, limit: int = 0, **kwargs) -> Iterator[Sentence]:
+def _first(reader: Callable[..., Iterator[Sentence]], *args, limit: int = 0, **kwargs) -> Iterator[Sentence]:
     """The first ``limit`` sentences (all for 0) that ``reader(*args, **kwargs)`` streams."""
     sentences = reader(*args, **kwargs)
     return itertools.islice(sentences, limit) if limit else sentences

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 SPECIALS = ("cls", "sep", "pad", "unk")
 
@@ -60,7 +61,7 @@ class CharVocab:
         return cls(dict(record["char_to_id"]), list(record["backbone_ids"]), dict(record["specials"]))
 
 
-def backbone_id(char: str, vocab: dict[str, int], tokenizer, unk_id: int) -> int:
+def backbone_id(char: str, vocab: dict[str, int], tokenizer: PreTrainedTokenizerBase, unk_id: int) -> int:
     """The backbone's id for one character (``unk_id`` if it has none)."""
     if char.isspace():
         return vocab.get("▁", unk_id)
@@ -73,7 +74,9 @@ def backbone_id(char: str, vocab: dict[str, int], tokenizer, unk_id: int) -> int
     return known[0] if known else unk_id
 
 
-def build_char_vocab(texts: Iterable[str], tokenizer, every_character: bool = True) -> tuple[CharVocab, Counter[str]]:
+def build_char_vocab(
+    texts: Iterable[str], tokenizer: PreTrainedTokenizerBase, every_character: bool = True
+) -> tuple[CharVocab, Counter[str]]:
     """The pruned vocabulary of the characters in ``texts`` (and, with ``every_character``, of every
     other character the backbone has a row for), and the characters of ``texts`` left unknown."""
     vocab = tokenizer.get_vocab()
@@ -114,7 +117,7 @@ def build_char_vocab(texts: Iterable[str], tokenizer, every_character: bool = Tr
     return CharVocab(char_to_id, backbone_ids, specials), unknown
 
 
-def prune_input_embeddings(encoder, vocab: CharVocab) -> None:
+def prune_input_embeddings(encoder: PreTrainedModel, vocab: CharVocab) -> None:
     """Keep rows ``vocab.backbone_ids`` (in that order) of ``encoder``'s input embedding, in place.
 
     The encoder's config is updated to match (vocabulary size, padding row), so that the pruned
@@ -133,7 +136,9 @@ def prune_input_embeddings(encoder, vocab: CharVocab) -> None:
     encoder.config.pad_token_id = pad
 
 
-def expand_input_embeddings(encoder, vocab: CharVocab, full_weight: torch.Tensor) -> torch.nn.Embedding:
+def expand_input_embeddings(
+    encoder: PreTrainedModel, vocab: CharVocab, full_weight: torch.Tensor
+) -> torch.nn.Embedding:
     """The undoing of :func:`prune_input_embeddings`: ``full_weight`` ([V_full, H], the backbone's
     embedding before pruning) with rows ``vocab.backbone_ids`` replaced by ``encoder``'s pruned rows,
     as a new embedding; the encoder's config is set back to the full vocabulary."""

@@ -35,6 +35,9 @@ from .config import Precision
 from .piecemap import SEGMENTS, PieceVocab
 from .windows import EncodedSentence, WindowBatch, encode_sentence, make_window_batch, stitch
 
+if typing.TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 KIND = "teacher"
 
 
@@ -138,7 +141,9 @@ class Teacher:
         """Each text's label indices with its emissions [L, K], for entity confidences."""
         return self.crf.scored_decode(*self.emissions(texts))
 
-    def save(self, directory: Path, extra: dict | None = None, tokenizer=None) -> dict:
+    def save(
+        self, directory: Path, extra: dict | None = None, tokenizer: PreTrainedTokenizerBase | None = None
+    ) -> dict:
         """Write the teacher directory; ``extra`` (training arguments, metrics) goes into config.json."""
         state = module_weights(self.net)
         config = {
@@ -293,6 +298,6 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16"
 
 
-def autocast(device: torch.device, bf16: bool):
+def autocast(device: torch.device, bf16: bool) -> torch.autocast:
     """bf16 autocast of the encoder on ``device`` when ``bf16``; a no-op otherwise."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)

@@ -18,10 +18,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from distill.errors import DistillError
 
 from .charmap import CharVocab, build_char_vocab
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 SEGMENTS = 4
 """A character alone in its piece (0), or first (1), inside (2) or last (3) in a longer one."""
@@ -60,7 +64,7 @@ class PieceVocab(CharVocab):
         return {**super().to_config(), "pieces": sorted(self.piece_to_id.items())}
 
     @classmethod
-    def from_config(cls, record: dict, tokenizer=None) -> PieceVocab:
+    def from_config(cls, record: dict, tokenizer: PreTrainedTokenizerBase | None = None) -> PieceVocab:
         chars = CharVocab.from_config(record)
         pieces = {int(backbone_id): int(row) for backbone_id, row in record["pieces"]}
         return cls(chars.char_to_id, chars.backbone_ids, chars.specials, pieces, _fast(tokenizer))
@@ -84,13 +88,13 @@ def _segments(owner: list[int]) -> list[int]:
     return segments
 
 
-def _fast(tokenizer):
+def _fast(tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedTokenizerBase:
     if tokenizer is None or not getattr(tokenizer, "is_fast", False):
         raise DistillError("reading text in the tokenizer's pieces (--input pieces) needs a fast tokenizer")
     return tokenizer
 
 
-def build_piece_vocab(texts: Iterable[str], tokenizer) -> tuple[PieceVocab, Counter[str]]:
+def build_piece_vocab(texts: Iterable[str], tokenizer: PreTrainedTokenizerBase) -> tuple[PieceVocab, Counter[str]]:
     """The pruned vocabulary of the pieces and characters of ``texts``, and the characters left unknown."""
     texts, tokenizer = list(texts), _fast(tokenizer)
     chars, unknown = build_char_vocab(texts, tokenizer)

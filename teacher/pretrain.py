@@ -20,6 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -38,6 +39,9 @@ from .config import PretrainConfig
 from .model import autocast, use_bf16
 from .train import param_groups
 from .windows import encode_sentence, make_window_batch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 RECORD = "pretraining.json"
 """What a finished run writes beside the backbone: settings, corpora, held-out scores."""
@@ -119,7 +123,7 @@ def split_held_out(texts: Sequence[str], count: int) -> tuple[list[str], list[st
     return [t for i, t in enumerate(texts) if i not in held], [texts[i] for i in sorted(held)]
 
 
-def with_mask_row(vocab: CharVocab, tokenizer) -> tuple[CharVocab, int]:
+def with_mask_row(vocab: CharVocab, tokenizer: PreTrainedTokenizerBase) -> tuple[CharVocab, int]:
     """``vocab`` with a row for the tokenizer's mask token added (its pruned row is returned)."""
     if tokenizer.mask_token_id is None:
         raise DistillError("the backbone's tokenizer has no mask token: masked-character pretraining needs one")
@@ -129,7 +133,10 @@ def with_mask_row(vocab: CharVocab, tokenizer) -> tuple[CharVocab, int]:
 
 @torch.no_grad()
 def score_held_out(
-    model: MaskedCharModel, batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], device, bf16: bool
+    model: MaskedCharModel,
+    batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    bf16: bool,
 ) -> dict:
     """Masked-character cross-entropy and accuracy on fixed, pre-masked held-out batches."""
     model.eval()

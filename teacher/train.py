@@ -86,7 +86,7 @@ def param_groups(
     ]
 
 
-def vocabulary_texts(dataset, unlabeled: list[str]) -> list[str]:
+def vocabulary_texts(dataset: Dataset, unlabeled: list[str]) -> list[str]:
     """The texts a new teacher prunes its embedding to: every split of ``dataset`` and the raw text files."""
     texts = []
     for split in ("train", "dev", "test"):

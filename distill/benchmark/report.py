@@ -97,7 +97,7 @@ def _memory_phrase(saving: float) -> str:
     return f"{1 / saving:.1f}x the teacher's peak memory"
 
 
-def _fmt(value, spec: str = ".2f", scale: float = 1.0) -> str:
+def _fmt(value: float | None, spec: str = ".2f", scale: float = 1.0) -> str:
     return "n/a" if value is None else format(value * scale, spec)
 
 

@@ -60,7 +60,7 @@ class LazyGroup(click.Group):
             return getattr(importlib.import_module(module, __package__), attr)
         return super().get_command(ctx, name)
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except ModuleNotFoundError as err:

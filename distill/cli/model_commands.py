@@ -92,7 +92,13 @@ def evaluate(
 )
 @threads_option
 def predict(
-    model_dir: Path, texts: tuple[str, ...], input_file, batch_size: int, device: str, runtime: str, threads: int
+    model_dir: Path,
+    texts: tuple[str, ...],
+    input_file: str | None,
+    batch_size: int,
+    device: str,
+    runtime: str,
+    threads: int,
 ) -> None:
     """Tag TEXTS (or each line of --input) with MODEL_DIR; print one JSON line per text.
 
