@@ -66,11 +66,6 @@ class StudentTrainConfig(RunSettings):
         help="A word2vec file of bigram vectors (with --bigrams). Without it, bigrams start from the mean of "
         "their two characters' --char-vectors.",
     )
-    transitions_from: Literal["random", "teacher"] = setting(
-        "random",
-        help="Where the CRF's transition scores start: random, or teacher (the scores the cache's teacher decoded "
-        "its Viterbi paths with); either way the student goes on learning them.",
-    )
     epochs: int = default(30)
     lr: float = default(2e-3)
     lr_decay: Literal["none", "linear"] = setting(

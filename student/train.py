@@ -244,24 +244,7 @@ def _network(
         featurizer = Featurizer(every_char, featurizer.bigram_pairs, cfg.jieba)
     arch = Architecture(cfg.embedding_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.bigram_dim, cfg.word_dim)
     net = BiLstmCrf(arch, featurizer.num_chars, featurizer.num_bigrams, cfg.jieba, data.labels)
-    if cfg.transitions_from == "teacher":
-        _start_transitions(net, data.index, cfg.cache)
     return net, featurizer, _start_embeddings(net, featurizer, chars_from, cfg.bigram_vectors, rng)
-
-
-def _start_transitions(net: BiLstmCrf, index: dict, cache: Path | None) -> None:
-    """Copy the CRF scores the cache's teacher decoded with into the student's CRF."""
-    if cache is None:
-        raise DistillError("--transitions-from teacher needs --cache: the teacher's CRF scores are in its index")
-    scores = index["teacher"].get("crf")
-    if scores is None:
-        raise DistillError(
-            f"{cache}: its index holds no CRF scores of the teacher (--transitions-from teacher): "
-            "rebuild the cache with distill teacher-cache"
-        )
-    with torch.no_grad():
-        for name, key in (("start_transitions", "start"), ("transitions", "transitions"), ("end_transitions", "end")):
-            getattr(net.crf, name).copy_(torch.tensor(scores[key], dtype=torch.float32))
 
 
 def _distillation_record(cfg: StudentTrainConfig, data: _TrainingSet) -> dict:

@@ -21,7 +21,6 @@ from tqdm import tqdm
 
 from distill.artifacts import fingerprint, sha256_file
 from distill.cache import INDEX, check_compatible, check_shard, read_index, shard_name, write_index, write_shard
-from distill.crf import CRF
 from distill.data import (
     Sentence,
     convert_tags,
@@ -138,13 +137,6 @@ def _shard_arrays(
     }
 
 
-def _crf_scores(crf: CRF) -> dict[str, list]:
-    """The transition scores the teacher decodes with (without the scheme's constraints), for a
-    student to start from: start [K], transitions [K, K] (from row to column), end [K]."""
-    start, transitions, end = (t.detach().float().cpu().tolist() for t in crf.scores())
-    return {"start": start, "transitions": transitions, "end": end}
-
-
 def build_cache(cfg: CacheConfig) -> dict:
     """Build (or resume) the cache in ``cfg.out``; returns its index."""
     procs = Processes.from_env()
@@ -167,7 +159,6 @@ def build_cache(cfg: CacheConfig) -> dict:
             "labels": teacher.labels,
             "scheme": teacher.config.get("scheme"),
             "precision": "bf16" if teacher.bf16 else "fp32",
-            "crf": _crf_scores(teacher.crf),
         },
         "labels": teacher.labels,
         "data": cfg.data,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -285,39 +284,6 @@ def test_linear_lr_decay_falls_each_epoch(tiny_teacher, tmp_path):
     assert [r["lr"] for r in log] == pytest.approx([0.004, 0.003, 0.002, 0.001])
     with pytest.raises(DistillError, match="--lr-decay"):
         train_student(StudentTrainConfig(out=tmp_path / "bad", cache=tiny_teacher["cache"], lr_decay="cosine", **TINY))
-
-
-def test_transitions_from_teacher_start_the_crf_at_the_scores_the_teacher_decoded_with(tiny_teacher, tmp_path):
-    from distill.teacher.ensemble import load_teacher
-
-    teacher = load_teacher(tiny_teacher["teacher"], "cpu")
-    index = json.loads((tiny_teacher["cache"] / "index.json").read_text())
-    expected = [t.detach() for t in teacher.crf.scores()]  # start [K], transitions [K, K], end [K]
-    cached = [torch.tensor(index["teacher"]["crf"][key]) for key in ("start", "transitions", "end")]
-    assert all(torch.equal(a, b) for a, b in zip(cached, expected))
-    # lr 0: the weights stay as they start, so the saved CRF is where training started
-    settings = {**TINY, "epochs": 1, "lr": 0.0}
-    train_student(
-        StudentTrainConfig(out=tmp_path / "t", cache=tiny_teacher["cache"], transitions_from="teacher", **settings)
-    )
-    train_student(StudentTrainConfig(out=tmp_path / "r", cache=tiny_teacher["cache"], **settings))
-    from_teacher, from_random = Student.load(tmp_path / "t"), Student.load(tmp_path / "r")
-    assert all(torch.equal(a, b) for a, b in zip(from_teacher.net.crf.scores(), expected))
-    assert not torch.equal(from_random.net.crf.transitions, expected[1])
-    assert json.loads((tmp_path / "t" / "config.json").read_text())["training"]["transitions_from"] == "teacher"
-
-    with pytest.raises(DistillError, match="needs --cache"):
-        train_student(
-            StudentTrainConfig(
-                out=tmp_path / "g", data=str(tiny_teacher["data"]), alpha=1.0, transitions_from="teacher", **TINY
-            )
-        )
-    old = tmp_path / "old-cache"
-    shutil.copytree(tiny_teacher["cache"], old)
-    del index["teacher"]["crf"]
-    (old / "index.json").write_text(json.dumps(index))
-    with pytest.raises(DistillError, match="holds no CRF scores"):
-        train_student(StudentTrainConfig(out=tmp_path / "o", cache=old, transitions_from="teacher", **TINY))
 
 
 def test_the_saved_student_is_the_weight_average_updated_every_step(tiny_teacher, tmp_path):
