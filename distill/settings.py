@@ -389,7 +389,9 @@ class RunSettings(DeviceSettings):
     lr: float = setting(1e-3, min=0, help="Learning rate (0: the weights stay as they start).")
     max_grad_norm: float = setting(1.0, above=0, help="Gradients are clipped to this norm.")
     patience: int = setting(3, min=0, help="Stop after this many epochs without dev improvement (0: never).")
-    seed: int = setting(13, help="Seed of every random choice: the same seed on the same machine gives the same model.")
+    seed: int = setting(
+        13, help="Seed of every random choice: the same seed, machine and --threads give the same model."
+    )
     eval_batch_size: int = setting(64, min=1, help="Sentences per batch when scoring the dev and test sets.")
     checkpoint_every: int = setting(
         200, min=0, help="Also checkpoint every N batches (0: at epoch ends only); a kill loses at most that much."

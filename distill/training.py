@@ -14,8 +14,15 @@ import torch
 
 
 def seed_everything(seed: int) -> None:
+    """Seed every generator and make torch pick its deterministic kernels, so that the same seed,
+    machine and thread count give the same model. Some default kernels add in an order that varies
+    from run to run: on CPU the backward of indexing with index tensors, with more than one thread;
+    on CUDA several more, and cuBLAS unless its workspace is fixed. An operation that has no
+    deterministic kernel warns and runs."""
     random.seed(seed)
     torch.manual_seed(seed)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def use_threads(threads: int) -> None:

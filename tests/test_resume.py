@@ -1,5 +1,6 @@
-"""Interruption: kill teacher-pretrain, teacher-train, student-train or teacher-cache at any moment
-(SIGKILL), rerun with --resume, and get what an uninterrupted run gets."""
+"""Reproducibility and interruption: seeding picks torch's deterministic kernels; kill
+teacher-pretrain, teacher-train, student-train or teacher-cache at any moment (SIGKILL), rerun with
+--resume, and get what an uninterrupted run gets."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from distill.artifacts import load_tensors
 from distill.errors import DistillError
+from distill.training import seed_everything
 from tests.conftest import PRECISION, TINY_TRAINING, cli_options
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
@@ -60,6 +63,26 @@ def same_weights(a: Path, b: Path) -> None:
 
 def dev_scores(out: Path) -> list[float]:
     return [json.loads(line)["dev"]["f1"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_seeding_makes_the_backward_of_indexing_add_in_a_fixed_order_on_two_threads():
+    """Without torch's deterministic kernels, the gradient of ``x[index]`` (index_put_ with
+    accumulate) on CPU sums duplicates in an order that varies with the threads' timing."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.set_num_threads(2)
+        seed_everything(0)
+        x = torch.randn(50, 32, requires_grad=True)
+        index, upstream = torch.randint(0, 50, (20000,)), torch.randn(20000, 32)
+        grads = []
+        for _ in range(5):
+            x.grad = None
+            x[index].backward(upstream)
+            grads.append(x.grad.clone())
+        assert all(torch.equal(grads[0], other) for other in grads[1:])
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
 
 
 def test_killed_teacher_training_resumes_to_the_identical_model(tiny_teacher, tmp_path):
