@@ -69,6 +69,7 @@ def test_seeding_makes_the_backward_of_indexing_add_in_a_fixed_order_on_two_thre
     """Without torch's deterministic kernels, the gradient of ``x[index]`` (index_put_ with
     accumulate) on CPU sums duplicates in an order that varies with the threads' timing."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
         torch.set_num_threads(2)
         seed_everything(0)
@@ -82,7 +83,7 @@ def test_seeding_makes_the_backward_of_indexing_add_in_a_fixed_order_on_two_thre
         assert all(torch.equal(grads[0], other) for other in grads[1:])
     finally:
         torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 def test_killed_teacher_training_resumes_to_the_identical_model(tiny_teacher, tmp_path):
