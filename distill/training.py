@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,11 +19,20 @@ def seed_everything(seed: int) -> None:
     machine and thread count give the same model. Some default kernels add in an order that varies
     from run to run: on CPU the backward of indexing with index tensors, with more than one thread;
     on CUDA several more, and cuBLAS unless its workspace is fixed. An operation that has no
-    deterministic kernel warns and runs."""
+    deterministic kernel warns and runs. Fresh tensors are not filled with NaN first (deterministic
+    mode's default, an extra pass over every allocation): torch's kernels write them before use."""
     random.seed(seed)
     torch.manual_seed(seed)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+
+
+def adamw(params: Iterable[torch.nn.Parameter] | Iterable[dict], **settings: Any) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel (CPU and CUDA): the same update in one pass over each
+    parameter instead of one per operation, which matters for large embedding tables.
+    ``settings``: AdamW's (lr, weight_decay, ...)."""
+    return torch.optim.AdamW(params, fused=True, **settings)
 
 
 def use_threads(threads: int) -> None:

@@ -36,7 +36,7 @@ from distill.data import (
 from distill.errors import DistillError
 from distill.evaluation import evaluate
 from distill.loop import EpochResult, Loop, fit
-from distill.training import JsonlLog, resolve_device, seed_everything, use_threads
+from distill.training import JsonlLog, adamw, resolve_device, seed_everything, use_threads
 
 from .config import MAX_LEN, MEMORY_BUDGET_GB, StudentTrainConfig
 from .features import Featurizer
@@ -146,7 +146,7 @@ def train_student(cfg: StudentTrainConfig) -> dict:
     record = {"training": cfg.as_record(), "distillation": _distillation_record(cfg, data), **init_note}
 
     features = [featurizer.encode([e.text]) for e in data.examples]  # once, not every epoch
-    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = adamw(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     checkpoints = Checkpointer(cfg.out, net, optimizer, average=average)
     progress = checkpoints.progress(how, tqdm.write)
     log = JsonlLog(cfg.out / "train_log.jsonl", keep_before_epoch=progress.epoch)

@@ -31,7 +31,7 @@ from distill.checkpoint import Checkpointer, start_run
 from distill.data import bucket_batches, load_dataset, read_raw_text
 from distill.errors import DistillError
 from distill.loop import EpochResult, Loop, fit
-from distill.training import JsonlLog, Processes, resolve_device, seed_everything, use_threads
+from distill.training import JsonlLog, Processes, adamw, resolve_device, seed_everything, use_threads
 
 from .backbone import load_backbone, resolve_backbone
 from .charmap import CharVocab, build_char_vocab, expand_input_embeddings, prune_input_embeddings
@@ -289,7 +289,7 @@ def pretrain(cfg: PretrainConfig) -> dict:
     use_threads(cfg.threads)
     run = _start(cfg, corpus_texts(cfg), device)
     steps = len(bucket_batches(run.lengths, cfg.batch_size, max_tokens=cfg.max_tokens)) * cfg.epochs
-    optimizer = torch.optim.AdamW(param_groups(run.model, cfg.lr, cfg.head_lr, cfg.weight_decay))
+    optimizer = adamw(param_groups(run.model, cfg.lr, cfg.head_lr, cfg.weight_decay))
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup * steps), steps)
     checkpoints = Checkpointer(cfg.out, run.model, optimizer, scheduler)
     progress = checkpoints.progress(how, tqdm.write)

@@ -38,6 +38,7 @@ from distill.loop import EpochResult, Loop, fit
 from distill.training import (
     JsonlLog,
     Processes,
+    adamw,
     seed_everything,
     use_threads,
 )
@@ -215,7 +216,7 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     run = _Run(cfg, procs, device, model, train, dev, labels, tokenizer)
     run.encode(vocab, window, overlap)
     steps = run.steps_per_epoch * cfg.epochs
-    optimizer = torch.optim.AdamW(param_groups(net, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.layer_lr_decay))
+    optimizer = adamw(param_groups(net, cfg.lr, cfg.head_lr, cfg.weight_decay, cfg.layer_lr_decay))
     run.scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(cfg.warmup * steps), steps)
     checkpoints = Checkpointer(cfg.out, net, optimizer, run.scheduler, writer=procs.main)
     progress = checkpoints.progress(how, say)
