@@ -70,6 +70,7 @@ def test_seeding_makes_the_backward_of_indexing_add_in_a_fixed_order_on_two_thre
     accumulate) on CPU sums duplicates in an order that varies with the threads' timing."""
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     try:
         torch.set_num_threads(2)
         seed_everything(0)
@@ -84,6 +85,7 @@ def test_seeding_makes_the_backward_of_indexing_add_in_a_fixed_order_on_two_thre
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
 
 
 def test_killed_teacher_training_resumes_to_the_identical_model(tiny_teacher, tmp_path):
