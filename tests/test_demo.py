@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from distill.cli.demo_commands import DISTILLED_EMA
+
 
 def test_quick_demo_runs_the_whole_pipeline(tmp_path):
     out = tmp_path / "demo"
@@ -28,4 +30,5 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path):
     ok = {(r["model"], r["variant"]) for r in report["runs"] if r["status"] == "ok"}
     assert ("teacher", "torch") in ok and ("student-distilled", "onnx") in ok and ("student-hard", "torch") in ok
     assert (out / "report" / "pareto.png").exists() and (out / "report" / "report.md").exists()
-    assert json.loads((out / "student-distilled" / "config.json").read_text())["distillation"]["alpha"] == 0.5
+    distilled = json.loads((out / "student-distilled" / "config.json").read_text())
+    assert distilled["distillation"]["alpha"] == 0.5 and distilled["training"]["ema"] == DISTILLED_EMA
