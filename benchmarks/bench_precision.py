@@ -20,6 +20,7 @@ from distill.data import label_set
 from distill.environment import describe_environment
 from distill.teacher.backbone import DEFAULT_BACKBONE, load_backbone, resolve_backbone
 from distill.teacher.model import BertCrf, autocast, bf16_faster, native_bf16
+from distill.training import adamw
 
 ROWS = 5000
 BATCH, LENGTH = 32, 48
@@ -40,7 +41,7 @@ def main() -> None:
     encoder.set_input_embeddings(pruned)
     labels = label_set(["NAME", "ORG", "TITLE", "EDU", "LOC", "PRO", "RACE", "CONT"], "bioes")
     net = BertCrf(encoder, len(labels), labels)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-5)
+    optimizer = adamw(net.parameters(), lr=1e-5)
     device = torch.device("cpu")
     ids = torch.randint(5, ROWS, (BATCH, LENGTH + 2))  # [B, CLS + characters + SEP]
     attention = torch.ones_like(ids)
