@@ -90,6 +90,7 @@ def test_report_has_every_field_and_a_stable_schema(report):
     assert (
         (out / "report.json").exists() and (out / "report.md").exists() and (out / "pareto.png").stat().st_size > 1000
     )
+    assert "throughput: the median of 2 passes over the whole test set" in (out / "report.md").read_text()
 
 
 def test_the_report_says_how_well_confidences_are_calibrated(report):
@@ -225,7 +226,9 @@ def test_a_run_past_the_timeout_is_reported_as_failed_and_the_others_still_measu
     torch_run, onnx_run = run_benchmark(cfg)["runs"]
     assert torch_run["status"] == "ok" and torch_run["accuracy"]["overall"]["f1"] > 0
     assert onnx_run["status"] == "failed" and onnx_run["reason"] == "timed out after 0.05 s"
-    assert "| student | onnx | cpu | failed: timed out after 0.05 s |" in (tmp_path / "report.md").read_text()
+    text = (tmp_path / "report.md").read_text()
+    assert "| student | onnx | cpu | failed: timed out after 0.05 s |" in text
+    assert "throughput: one pass over the whole test set" in text
 
 
 def _run(model, variant, f1, p50, kind="student", device="cpu", rss=100.0):

@@ -119,6 +119,8 @@ def markdown(report: dict) -> str:
         lines.append(f"Command: `{report['command']}`")
     sizes = report["settings"]["batch_sizes"]
     rounds = report["settings"]["rounds"]
+    repeats = report["settings"]["throughput_repeats"]
+    passes = "one pass" if repeats == 1 else f"the median of {repeats} passes"
     rounds_note = (
         f"Every row was measured in {rounds} rounds (all rows once per round, in turn, each time by a fresh "
         "process): latency, throughput and load time are medians over rounds, peak RSS the largest. "
@@ -168,9 +170,7 @@ def markdown(report: dict) -> str:
         "Latency: the whole predict path (text in, entities out) at batch 1, "
         f"{report['settings']['latency_sentences']} calls over the test sentences in a fixed shuffled order "
         "(cycled when there are fewer), after a warm-up; "
-        "throughput: the median of repeated passes over the whole test set. "
-        + rounds_note
-        + "Peak RSS: the worker process that "
+        f"throughput: {passes} over the whole test set. " + rounds_note + "Peak RSS: the worker process that "
         "loaded the model and ran the test set (a fresh process per row). 'agrees': sentences tagged exactly as "
         "by the same model in PyTorch. int8 is quantised at load time, so it has no size on disk. "
         "ECE: the expected calibration error of entity confidences on the test set (10 equal bins; an entity is "

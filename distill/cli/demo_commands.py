@@ -44,7 +44,7 @@ FULL = DemoSize(
     student_epochs=30,
     student_hidden=None,
     latency_calls=300,
-    repeats=2,
+    repeats=1,
 )
 QUICK = DemoSize(
     train=150,
