@@ -2,8 +2,9 @@
 
 :func:`fit` owns what the teacher, the student and pretraining have in common: the progress bar,
 the optimiser step (NaN stop, gradient clipping, the schedule: :func:`distill.training.optimizer_step`),
-checkpoints inside and at the end of each epoch, the JSON-lines log, early stopping and the best
-epoch, and, under torchrun, which batches each process takes and what rank 0 decides for all.
+checkpoints inside and at the end of each epoch, the JSON-lines log, early stopping and the epoch
+kept (the best on dev, or the last), and, under torchrun, which batches each process takes and
+what rank 0 decides for all.
 A trainer supplies its batches, the loss of one batch, and what it measures at an epoch's end.
 
 Resuming from a checkpoint skips the batches an epoch already did, so on one CPU process a
@@ -60,7 +61,7 @@ class Loop:
     end_epoch: Callable[[int], EpochResult]
     """Measure after epoch ``e`` (rank 0 only)."""
     on_best: Callable[[Progress], None] = lambda progress: None
-    """Save the model of the best epoch so far (rank 0 only)."""
+    """Save the model of the epoch kept so far (rank 0 only)."""
     start_epoch: Callable[[int], None] = lambda epoch: None
     """Before epoch ``e``: e.g. set its learning rate."""
     after_step: Callable[[], None] = lambda: None
@@ -68,6 +69,8 @@ class Loop:
     scheduler: Any = None
     max_grad_norm: float = 1.0
     patience: int = 0
+    keep_last: bool = False
+    """Keep every epoch in turn, so the last one wins, instead of the best on dev; dev is still scored."""
     checkpoint_every: int = 0
     procs: Processes = field(default_factory=Processes)
 
@@ -108,7 +111,7 @@ def fit(loop: Loop, progress: Progress) -> Progress:
             say(f"epoch {epoch}: loss {train_loss:.4f}  {result.summary}  {progress.seconds / 60:.1f} min".rstrip())
             if result.score is not None:
                 improved, stop = progress.end_epoch(result.score, loop.patience)
-                if improved:
+                if improved or loop.keep_last:
                     progress.best = {"dev_f1": result.score, "epoch": epoch, **result.best}
                     loop.on_best(progress)
         stop = loop.procs.broadcast_flag(stop)

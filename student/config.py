@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from distill.errors import DistillError
 from distill.settings import RunSettings, default, setting
 
 MAX_LEN = 256
@@ -81,7 +82,20 @@ class StudentTrainConfig(RunSettings):
         help="Keep an exponential moving average of the weights with this decay per step (e.g. 0.999); dev F1 and "
         "the saved student use it. 0: off.",
     )
+    keep: Literal["best", "last"] = setting(
+        "best",
+        help="Which epoch's weights the student keeps: best (the highest dev F1) or last (the end of the schedule; "
+        "needs --patience 0). last suits --lr-decay linear, and a small dev set, whose best epoch is a noisy pick.",
+    )
     max_grad_norm: float = default(5.0)
     patience: int = default(6)
     eval_batch_size: int = default(256)
     checkpoint_every: int = default(500)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.keep == "last" and self.patience > 0:
+            raise DistillError(
+                "--keep last keeps the final epoch: add --patience 0, or early stopping would end the run on a "
+                "stale one"
+            )

@@ -128,7 +128,7 @@ def _bigram_entries(featurizer: Featurizer) -> list[str]:
 
 
 def train_student(cfg: StudentTrainConfig) -> dict:
-    """Train, keep the best epoch in ``cfg.out``, and return its metrics."""
+    """Train, keep the best (or last) epoch in ``cfg.out``, and return its metrics."""
     device = resolve_device(cfg.device)
     how = start_run(cfg.out, cfg.resume, cfg.overwrite)
     if how == "complete":
@@ -166,7 +166,7 @@ def train_student(cfg: StudentTrainConfig) -> dict:
         test = _in_scheme(test, data.labels)
         scores, _ = evaluate(best_student.tag_ids, test, data.labels, cfg.eval_batch_size)
         best["test"] = scores.as_dict()
-        tqdm.write(f"best epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
+        tqdm.write(f"{cfg.keep} epoch {best['epoch']}: dev F1 {best['dev_f1']:.4f}, test F1 {scores.f1:.4f}")
     best_student.save(cfg.out, record | {"metrics": best, "training_complete": True})
     checkpoints.clear()
     return best
@@ -318,6 +318,7 @@ def _loop(
         start_epoch,
         max_grad_norm=cfg.max_grad_norm,
         patience=cfg.patience,
+        keep_last=cfg.keep == "last",
         checkpoint_every=cfg.checkpoint_every,
     )
 

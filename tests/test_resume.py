@@ -244,3 +244,36 @@ def test_patience_stops_after_stale_epochs_and_zero_never_stops():
     scores = [0.5, 0.6, 0.55, 0.58, 0.59, 0.7]
     assert stops(2, scores) == [False, False, False, True, True, False]
     assert stops(0, scores) == [False] * len(scores)
+
+
+def test_the_kept_epoch_is_the_best_on_dev_or_with_keep_last_the_final_one(tmp_path):
+    from distill.checkpoint import Checkpointer, Progress
+    from distill.loop import EpochResult, Loop, fit
+    from distill.training import JsonlLog, adamw
+
+    scores = [0.5, 0.9, 0.4]  # dev F1 of epochs 1, 2, 3
+
+    def kept(keep_last: bool) -> tuple[list[int], int]:
+        """(the epochs saved as they ended, the epoch the run reports as kept)"""
+        out = tmp_path / f"keep-last-{keep_last}"
+        net = torch.nn.Linear(2, 1)
+        optimizer = adamw(net.parameters(), lr=0.1)
+        saved: list[int] = []
+        loop = Loop(
+            "test",
+            out,
+            len(scores),
+            net,
+            optimizer,
+            Checkpointer(out, net, optimizer),
+            JsonlLog(out / "train_log.jsonl"),
+            batches=lambda epoch: [None],
+            loss=lambda batch, epoch, step: (net(torch.ones(2)).sum(), 1),
+            end_epoch=lambda epoch: EpochResult(score=scores[epoch - 1]),
+            on_best=lambda progress: saved.append(progress.best["epoch"]),
+            keep_last=keep_last,
+        )
+        return saved, fit(loop, Progress()).best["epoch"]
+
+    assert kept(keep_last=False) == ([1, 2], 2)
+    assert kept(keep_last=True) == ([1, 2, 3], 3)

@@ -286,6 +286,17 @@ def test_linear_lr_decay_falls_each_epoch(tiny_teacher, tmp_path):
         train_student(StudentTrainConfig(out=tmp_path / "bad", cache=tiny_teacher["cache"], lr_decay="cosine", **TINY))
 
 
+def test_keep_last_saves_the_final_epoch_and_needs_patience_zero(tiny_teacher, tmp_path):
+    out = tmp_path / "last"
+    train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], keep="last", **{**TINY, "patience": 0}))
+    last_epoch = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()][-1]
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["keep"] == "last"
+    assert config["metrics"]["epoch"] == TINY["epochs"] and config["metrics"]["dev_f1"] == last_epoch["dev"]["f1"]
+    with pytest.raises(DistillError, match=r"--keep last .* --patience 0"):
+        StudentTrainConfig(out=tmp_path / "bad", cache=tiny_teacher["cache"], keep="last", **TINY)
+
+
 def test_the_saved_student_is_the_weight_average_updated_every_step(tiny_teacher, tmp_path):
     from distill.artifacts import load_tensors
 
