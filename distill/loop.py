@@ -70,7 +70,8 @@ class Loop:
     max_grad_norm: float = 1.0
     patience: int = 0
     keep_last: bool = False
-    """Keep every epoch in turn, so the last one wins, instead of the best on dev; dev is still scored."""
+    """Keep every epoch in turn, so the last one wins, instead of the best on dev; dev is still scored.
+    Meant with ``patience`` 0: early stopping would count epochs against the one before."""
     checkpoint_every: int = 0
     procs: Processes = field(default_factory=Processes)
 
