@@ -13,7 +13,8 @@ report measures (``[benchmark]``). Settings are those of the commands,
 under the same names (``distill student-train --help``); paths are relative to the repository.
 
 Every step is one ``distill`` command line, printed and recorded. A finished step is skipped and
-an interrupted one resumed, so the script can be stopped and started again. Each run writes
+an interrupted one resumed, so the script can be stopped and started again; a finished step made
+with other settings than planned (another ``--set``, a row edited since) stops it. Each run writes
 ``benchmarks/results/<dataset>/<experiment>/<row>-seed<N>/manifest.json``: the command, the
 settings the run resolved, the commit, the machine, the date, the minutes and what it measured
 (with its training log beside it). ``python benchmarks/summarize.py`` turns the manifests into
@@ -236,6 +237,50 @@ def execute(run: Run, log: Path, env: dict | None) -> float:
     return (time.time() - started) / 60
 
 
+# Where and how a run works, not what it makes: a folder may be reached by another path, or a run
+# resumed with other threads, and still be the same run.
+WHERE_AND_HOW = {
+    "out",
+    "cache",
+    "teacher",
+    "resume",
+    "overwrite",
+    "threads",
+    "device",
+    "eval_batch_size",
+    "checkpoint_every",
+}
+
+
+def made_otherwise(run: Run, record: dict) -> list[str]:
+    """The settings in which a finished run's recorded training settings differ from the ones this
+    call plans for it (``setting: made with X, planned Y``). A folder made by another call (another
+    ``--set``, a row edited since) would otherwise be taken as done. Records without training
+    settings (a cache's index, a report) have nothing to compare."""
+    made = record.get("training")
+    if not made:
+        return []
+    planned = COMMANDS[run.command](**run.settings).as_record()
+    return [
+        f"{name}: made with {made[name]!r}, planned {value!r}"
+        for name, value in planned.items()
+        if name not in WHERE_AND_HOW and name in made and made[name] != value
+    ]
+
+
+def refuse_made_otherwise(runs: list[Run]) -> None:
+    """Stop, naming each difference, when a finished run's folder was made with other settings."""
+    found = [(run, made_otherwise(run, record)) for run in runs if (record := finished(run))]
+    found = [(run, differences) for run, differences in found if differences]
+    if found:
+        lines = [f"{run.out} ({run.key}): " + "; ".join(differences) for run, differences in found]
+        raise SystemExit(
+            "these folders hold runs made with other settings than this call plans:\n  "
+            + "\n  ".join(lines)
+            + "\ngive another --work, the --set of the call that made them, or remove them"
+        )
+
+
 def logged_minutes(out: Path) -> float | None:
     """Minutes the epochs in a run's training log took (None without a log)."""
     log = out / "train_log.jsonl"
@@ -300,6 +345,7 @@ def main() -> None:
     runs = plan(spec, work, only, seeds, args.results)
     for run in runs:
         run.check()
+    refuse_made_otherwise(runs)
     if args.dry_run:
         for run in runs:
             print(("done: " if finished(run) else "") + shlex.join(run.command_line()))

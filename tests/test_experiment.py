@@ -164,3 +164,24 @@ def test_a_training_cut_short_is_not_finished(tmp_path):
     assert finished(run) is None
     (tmp_path / "config.json").write_text(json.dumps({"metrics": {"dev_f1": 0.5}, "training_complete": True}))
     assert finished(run) == {"metrics": {"dev_f1": 0.5}, "training_complete": True}
+
+
+def test_a_folder_made_with_other_settings_is_refused(tmp_path):
+    driver = import_script(DRIVER)
+    run = driver.Run("student-train", "kd", "row-seed13", {"data": "data", "alpha": 1.0, "seed": 13, "out": tmp_path})
+    run.out = tmp_path
+    run.check()
+    record = {"training": driver.COMMANDS["student-train"](**run.settings).as_record(), "training_complete": True}
+    record["training"] |= {"threads": 1, "out": "elsewhere"}  # where and how it ran: the same run
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    assert driver.made_otherwise(run, record) == []
+    driver.refuse_made_otherwise([run])
+
+    record["training"] |= {"alpha": 0.5, "hidden": 64}
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    assert driver.made_otherwise(run, record) == [
+        "alpha: made with 0.5, planned 1.0",
+        "hidden: made with 64, planned 256",
+    ]
+    with pytest.raises(SystemExit, match=r"\(kd/row-seed13\): alpha: made with 0.5, planned 1.0; hidden"):
+        driver.refuse_made_otherwise([run])
