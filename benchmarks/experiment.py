@@ -39,6 +39,7 @@ from pathlib import Path
 import tomllib
 from timing import commit
 
+from distill.artifacts import fingerprint
 from distill.benchmark.config import BenchmarkConfig
 from distill.environment import describe_environment, machine_line
 from distill.errors import DistillError
@@ -253,13 +254,18 @@ WHERE_AND_HOW = {
 
 
 def made_otherwise(run: Run, record: dict) -> list[str]:
-    """The settings in which a finished run's recorded training settings differ from the ones this
-    call plans for it (``setting: made with X, planned Y``). A folder made by another call (another
-    ``--set``, a row edited since) would otherwise be taken as done. Records without training
-    settings (a cache's index, a report) have nothing to compare."""
+    """How a finished run differs from the one this call plans (``setting: made with X, planned Y``):
+    a trainer's recorded training settings against the planned ones, a cache's teacher against the
+    teacher now in its folder. A folder made by another call (another ``--set``, a row edited
+    since) would otherwise be taken as done."""
+    if run.command == "teacher-cache":
+        teacher = Path(run.settings["teacher"]) / "config.json"
+        built_by = record.get("teacher", {}).get("fingerprint")
+        now = fingerprint(json.loads(teacher.read_text(encoding="utf-8"))) if teacher.is_file() else built_by
+        return [f"teacher: made with {built_by!r}, planned {now!r}"] if now != built_by else []
     made = record.get("training")
     if not made:
-        return []
+        return []  # a report
     planned = COMMANDS[run.command](**run.settings).as_record()
     return [
         f"{name}: made with {made[name]!r}, planned {value!r}"

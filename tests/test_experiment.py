@@ -185,3 +185,20 @@ def test_a_folder_made_with_other_settings_is_refused(tmp_path):
     ]
     with pytest.raises(SystemExit, match=r"\(kd/row-seed13\): alpha: made with 0.5, planned 1.0; hidden"):
         driver.refuse_made_otherwise([run])
+
+
+def test_a_cache_built_by_another_teacher_is_refused(tmp_path):
+    driver = import_script(DRIVER)
+    teacher, cache = tmp_path / "teacher", tmp_path / "cache"
+    teacher.mkdir()
+    cache.mkdir()
+    (teacher / "config.json").write_text(json.dumps({"kind": "teacher", "labels": ["O"]}))
+    run = driver.Run("teacher-cache", "cache", "cache", {"teacher": teacher, "data": "data", "out": cache})
+    run.out = cache
+    index = {"teacher": {"fingerprint": driver.fingerprint({"kind": "teacher", "labels": ["O"]})}, "complete": True}
+    (cache / "index.json").write_text(json.dumps(index))
+    driver.refuse_made_otherwise([run])
+
+    (teacher / "config.json").write_text(json.dumps({"kind": "teacher", "labels": ["O", "B-X"]}))  # trained again
+    with pytest.raises(SystemExit, match=r"\(cache/cache\): teacher: made with '[0-9a-f]{16}', planned '[0-9a-f]{16}'"):
+        driver.refuse_made_otherwise([run])
