@@ -16,7 +16,8 @@ Every step is one ``distill`` command line, printed and recorded. A finished ste
 an interrupted one resumed, so the script can be stopped and started again; a finished step made
 with other settings than planned (another ``--set``, a row edited since) stops it. Each run writes
 ``benchmarks/results/<dataset>/<experiment>/<row>-seed<N>/manifest.json``: the command, the
-settings the run resolved, the commit, the machine, the date, the minutes and what it measured
+settings the run resolved, the commit, the machine, the date, the minutes, the teacher's
+fingerprint and what it measured
 (with its training log beside it). ``python benchmarks/summarize.py`` turns the manifests into
 tables.
 """
@@ -295,6 +296,16 @@ def logged_minutes(out: Path) -> float | None:
     return sum(json.loads(line)["seconds"] for line in log.read_text(encoding="utf-8").splitlines() if line) / 60
 
 
+def teacher_of(run: Run, record: dict) -> str | None:
+    """The fingerprint of the teacher behind a finished run: the teacher run's own, the one a cache
+    was built by, the one a student was distilled from (None for a student without a cache)."""
+    if run.command == "teacher-train":
+        return fingerprint(record) if record else None
+    if run.command == "teacher-cache":
+        return record.get("teacher", {}).get("fingerprint")
+    return record.get("distillation", {}).get("teacher")
+
+
 def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path:
     """<results>/<dataset>/<experiment>/<name>/manifest.json (and the run's log beside it). ``threads``:
     what ``--jobs`` gave a student run; the run's own ``threads`` setting wins."""
@@ -311,6 +322,7 @@ def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "minutes": round(minutes, 2) if minutes is not None else None,
         "metrics": record.get("metrics"),
+        "teacher": teacher_of(run, record),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     for name in ("train_log.jsonl",):

@@ -81,7 +81,10 @@ def test_an_experiment_runs_records_manifests_and_skips_what_is_done(tmp_path, t
     gold = json.loads((results / "tiny" / "no-teacher" / "gold-seed13" / "manifest.json").read_text())
     assert "--data" in gold["command"] and "--cache" not in gold["command"]
     assert gold["threads"] == 1 and manifest["threads"] is None  # a row's own --threads; else --jobs's
-    assert (results / "tiny" / "teacher" / "teacher" / "manifest.json").is_file()
+    teacher = json.loads((results / "tiny" / "teacher" / "teacher" / "manifest.json").read_text())
+    cache = json.loads((results / "tiny" / "cache" / "cache" / "manifest.json").read_text())
+    assert len(teacher["teacher"]) == 16 and cache["teacher"] == manifest["teacher"] == teacher["teacher"]
+    assert gold["teacher"] is None
 
     again = _drive(experiment, "--work", work, "--results", results)
     assert again.returncode == 0 and "$ distill" not in again.stdout and again.stdout.count("done: ") == 5
