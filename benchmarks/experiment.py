@@ -17,9 +17,8 @@ an interrupted one resumed, so the script can be stopped and started again; a fi
 with other settings than planned (another ``--set``, a row edited since) stops it. Each run writes
 ``benchmarks/results/<dataset>/<experiment>/<row>-seed<N>/manifest.json``: the command, the
 settings the run resolved, the commit, the machine, the date, the minutes, the teacher's
-fingerprint and what it measured
-(with its training log beside it). ``python benchmarks/summarize.py`` turns the manifests into
-tables.
+fingerprint and what it measured (with its training log beside it). ``python
+benchmarks/summarize.py`` turns the manifests into tables.
 """
 
 from __future__ import annotations
