@@ -255,23 +255,33 @@ WHERE_AND_HOW = {
 
 def made_otherwise(run: Run, record: dict) -> list[str]:
     """How a finished run differs from the one this call plans (``setting: made with X, planned Y``):
-    a trainer's recorded training settings against the planned ones, a cache's teacher against the
-    teacher now in its folder. A folder made by another call (another ``--set``, a row edited
-    since) would otherwise be taken as done."""
-    if run.command == "teacher-cache":
-        teacher = Path(run.settings["teacher"]) / "config.json"
-        built_by = record.get("teacher", {}).get("fingerprint")
-        now = fingerprint(json.loads(teacher.read_text(encoding="utf-8"))) if teacher.is_file() else built_by
-        return [f"teacher: made with {built_by!r}, planned {now!r}"] if now != built_by else []
-    made = record.get("training")
-    if not made:
-        return []  # a report
-    planned = COMMANDS[run.command](**run.settings).as_record()
-    return [
+    its teacher against the one it would use now (a cache's: the teacher in its folder; a
+    student's: the one that built its cache), and a trainer's recorded training settings against the
+    planned ones. A folder made by another call (another ``--set``, a row edited since, a teacher
+    trained again) would otherwise be taken as done."""
+    differences = []
+    made_by, now = teacher_of(run, record), _teacher_now(run)
+    if now is not None and made_by != now:
+        differences.append(f"teacher: made with {made_by!r}, planned {now!r}")
+    made = record.get("training") or {}
+    planned = COMMANDS[run.command](**run.settings).as_record() if made else {}
+    return differences + [
         f"{name}: made with {made[name]!r}, planned {value!r}"
         for name, value in planned.items()
         if name not in WHERE_AND_HOW and name in made and made[name] != value
     ]
+
+
+def _teacher_now(run: Run) -> str | None:
+    """The fingerprint of the teacher a cache or a distilled student would use if it ran now (None
+    for other runs, or where that teacher or cache is not there yet)."""
+    if run.command == "teacher-cache":
+        path = Path(run.settings["teacher"]) / "config.json"
+        return fingerprint(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+    if run.command == "student-train" and run.settings.get("cache"):
+        path = Path(run.settings["cache"]) / "index.json"
+        return json.loads(path.read_text(encoding="utf-8"))["teacher"]["fingerprint"] if path.is_file() else None
+    return None
 
 
 def refuse_made_otherwise(runs: list[Run]) -> None:

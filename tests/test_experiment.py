@@ -190,7 +190,7 @@ def test_a_folder_made_with_other_settings_is_refused(tmp_path):
         driver.refuse_made_otherwise([run])
 
 
-def test_a_cache_built_by_another_teacher_is_refused(tmp_path):
+def test_a_cache_or_student_of_another_teacher_is_refused(tmp_path):
     driver = import_script(DRIVER)
     teacher, cache = tmp_path / "teacher", tmp_path / "cache"
     teacher.mkdir()
@@ -202,6 +202,21 @@ def test_a_cache_built_by_another_teacher_is_refused(tmp_path):
     (cache / "index.json").write_text(json.dumps(index))
     driver.refuse_made_otherwise([run])
 
+    student = driver.Run("student-train", "kd", "row-seed13", {"cache": cache, "alpha": 0.5, "out": tmp_path / "s"})
+    student.out = tmp_path / "s"
+    student.check()
+    student.out.mkdir()
+    record = {"training": driver.COMMANDS["student-train"](**student.settings).as_record(), "training_complete": True}
+    record["distillation"] = {"teacher": index["teacher"]["fingerprint"]}
+    (student.out / "config.json").write_text(json.dumps(record))
+    driver.refuse_made_otherwise([run, student])
+
     (teacher / "config.json").write_text(json.dumps({"kind": "teacher", "labels": ["O", "B-X"]}))  # trained again
     with pytest.raises(SystemExit, match=r"\(cache/cache\): teacher: made with '[0-9a-f]{16}', planned '[0-9a-f]{16}'"):
         driver.refuse_made_otherwise([run])
+    index["teacher"]["fingerprint"] = "0123456789abcdef"  # and its cache built again
+    (cache / "index.json").write_text(json.dumps(index))
+    with pytest.raises(
+        SystemExit, match=r"\(kd/row-seed13\): teacher: made with '[0-9a-f]{16}', planned '0123456789abcdef'"
+    ):
+        driver.refuse_made_otherwise([student])
