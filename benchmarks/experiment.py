@@ -14,7 +14,7 @@ under the same names (``distill student-train --help``); paths are relative to t
 
 Every step is one ``distill`` command line, printed and recorded. A finished step is skipped and
 an interrupted one resumed, so the script can be stopped and started again; a finished step made
-with other settings than planned (another ``--set``, a row edited since) stops it. Each run writes
+otherwise than planned (another ``--set``, a row edited since, another teacher) stops it. Each run writes
 ``benchmarks/results/<dataset>/<experiment>/<row>-seed<N>/manifest.json``: the command, the
 settings the run resolved, the commit, the machine, the date, the minutes, the teacher's
 fingerprint and what it measured (with its training log beside it). ``python
