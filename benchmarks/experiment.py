@@ -39,8 +39,9 @@ from pathlib import Path
 import tomllib
 from timing import commit
 
-from distill.artifacts import fingerprint
+from distill.artifacts import CONFIG, fingerprint, read_config
 from distill.benchmark.config import BenchmarkConfig
+from distill.cache import INDEX, read_index
 from distill.environment import describe_environment, machine_line
 from distill.errors import DistillError
 from distill.settings import Settings, flag_of, setting_names, settings_fields
@@ -276,11 +277,11 @@ def _teacher_now(run: Run) -> str | None:
     """The fingerprint of the teacher a cache or a distilled student would use if it ran now (None
     for other runs, or where that teacher or cache is not there yet)."""
     if run.command == "teacher-cache":
-        path = Path(run.settings["teacher"]) / "config.json"
-        return fingerprint(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+        teacher = Path(run.settings["teacher"])
+        return fingerprint(read_config(teacher)) if (teacher / CONFIG).is_file() else None
     if run.command == "student-train" and run.settings.get("cache"):
-        path = Path(run.settings["cache"]) / "index.json"
-        return json.loads(path.read_text(encoding="utf-8"))["teacher"]["fingerprint"] if path.is_file() else None
+        cache = Path(run.settings["cache"])
+        return read_index(cache)["teacher"]["fingerprint"] if (cache / INDEX).is_file() else None
     return None
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from distill.artifacts import write_config
+from distill.cache import write_index
 from tests.conftest import import_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,11 +197,11 @@ def test_a_cache_or_student_of_another_teacher_is_refused(tmp_path):
     teacher, cache = tmp_path / "teacher", tmp_path / "cache"
     teacher.mkdir()
     cache.mkdir()
-    (teacher / "config.json").write_text(json.dumps({"kind": "teacher", "labels": ["O"]}))
+    config = write_config(teacher, {"kind": "teacher", "labels": ["O"]})
     run = driver.Run("teacher-cache", "cache", "cache", {"teacher": teacher, "data": "data", "out": cache})
     run.out = cache
-    index = {"teacher": {"fingerprint": driver.fingerprint({"kind": "teacher", "labels": ["O"]})}, "complete": True}
-    (cache / "index.json").write_text(json.dumps(index))
+    index = {"teacher": {"fingerprint": driver.fingerprint(config)}, "complete": True}
+    write_index(cache, index)
     driver.refuse_made_otherwise([run])
 
     student = driver.Run("student-train", "kd", "row-seed13", {"cache": cache, "alpha": 0.5, "out": tmp_path / "s"})
@@ -211,11 +213,11 @@ def test_a_cache_or_student_of_another_teacher_is_refused(tmp_path):
     (student.out / "config.json").write_text(json.dumps(record))
     driver.refuse_made_otherwise([run, student])
 
-    (teacher / "config.json").write_text(json.dumps({"kind": "teacher", "labels": ["O", "B-X"]}))  # trained again
+    write_config(teacher, {"kind": "teacher", "labels": ["O", "B-X"]})  # trained again
     with pytest.raises(SystemExit, match=r"\(cache/cache\): teacher: made with '[0-9a-f]{16}', planned '[0-9a-f]{16}'"):
         driver.refuse_made_otherwise([run])
     index["teacher"]["fingerprint"] = "0123456789abcdef"  # and its cache built again
-    (cache / "index.json").write_text(json.dumps(index))
+    write_index(cache, index)
     with pytest.raises(
         SystemExit, match=r"\(kd/row-seed13\): teacher: made with '[0-9a-f]{16}', planned '0123456789abcdef'"
     ):
