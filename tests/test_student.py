@@ -21,7 +21,7 @@ from distill.student.losses import emission_kd, hard_nll, marginal_kd, mixed_los
 from distill.student.lstm_pair import reverse_index
 from distill.student.model import Architecture, BiLstmCrf, Student
 from distill.student.train import train_student
-from tests.conftest import predicted_lines
+from tests.conftest import cli_options, predicted_lines
 
 TINY = {"epochs": 4, "hidden": 16, "embedding_dim": 16, "batch_size": 8, "patience": 4}
 
@@ -288,11 +288,14 @@ def test_linear_lr_decay_falls_each_epoch(tiny_teacher, tmp_path):
 
 def test_keep_last_saves_the_final_epoch_and_needs_patience_zero(tiny_teacher, tmp_path):
     out = tmp_path / "last"
-    train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], keep="last", **{**TINY, "patience": 0}))
+    options = cli_options(**{**TINY, "patience": 0, "keep": "last", "cache": tiny_teacher["cache"], "out": out})
+    result = CliRunner().invoke(cli, ["student-train", *options])
+    assert result.exit_code == 0, result.output
     last_epoch = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()][-1]
     config = json.loads((out / "config.json").read_text())
     assert config["training"]["keep"] == "last"
     assert config["metrics"]["epoch"] == TINY["epochs"] and config["metrics"]["dev_f1"] == last_epoch["dev"]["f1"]
+    assert f"epoch {TINY['epochs']} kept, the last: dev F1 {last_epoch['dev']['f1']:.4f}" in result.output
     with pytest.raises(DistillError, match=r"--keep last .* --patience 0"):
         StudentTrainConfig(out=tmp_path / "bad", cache=tiny_teacher["cache"], keep="last", **TINY)
 

@@ -27,4 +27,7 @@ def student_train(settings: StudentTrainConfig) -> None:
     from distill.student.train import train_student
 
     metrics = train_student(settings)
-    click.echo(f"student written to {settings.out} (best dev F1 {metrics['dev_f1']:.4f} at epoch {metrics['epoch']})")
+    which = "the last" if settings.keep == "last" else "the best on dev"
+    click.echo(
+        f"student written to {settings.out} (epoch {metrics['epoch']} kept, {which}: dev F1 {metrics['dev_f1']:.4f})"
+    )
