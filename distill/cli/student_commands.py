@@ -23,6 +23,12 @@ def student_train(settings: StudentTrainConfig) -> None:
     Examples:
       distill student-train --cache runs/resume-cache --alpha 0.5 --T 4 --out runs/resume-student
       distill student-train --data ../shared/data/resume --alpha 1 --out runs/resume-hard
+
+    \b
+    Few labeled sentences (a few thousand or fewer): the most accurate recipe measured, at several
+    times the training time and a slower student (docs/student.md, Training):
+      distill student-train --cache runs/weibo-cache --alpha 0.5 --T 2 --hidden 384 \\
+        --unlabeled-ratio 3 --lr-decay linear --patience 0 --keep last --out runs/weibo-student
     """
     from distill.student.train import train_student
 
