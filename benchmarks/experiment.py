@@ -213,7 +213,7 @@ def _benchmark(spec: dict, work: Path, runs: list[Run], results: Path) -> list[R
 
 def finished(run: Run) -> dict | None:
     """What a finished run left: the model's config.json, the cache's index, the report."""
-    name = {"teacher-cache": "index.json", "benchmark": "report.json"}.get(run.command, "config.json")
+    name = {"teacher-cache": INDEX, "benchmark": "report.json"}.get(run.command, CONFIG)
     path = run.out / name
     if not path.is_file():
         return None

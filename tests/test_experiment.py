@@ -210,7 +210,7 @@ def test_a_cache_or_student_of_another_teacher_is_refused(tmp_path):
     student.out.mkdir()
     record = {"training": driver.COMMANDS["student-train"](**student.settings).as_record(), "training_complete": True}
     record["distillation"] = {"teacher": index["teacher"]["fingerprint"]}
-    (student.out / "config.json").write_text(json.dumps(record))
+    write_config(student.out, record)
     driver.refuse_made_otherwise([run, student])
 
     write_config(teacher, {"kind": "teacher", "labels": ["O", "B-X"]})  # trained again
