@@ -34,7 +34,9 @@ class StudentTrainConfig(RunSettings):
     unlabeled_hard: Literal["viterbi", "none"] = setting(
         "viterbi", help="Hard target of unlabeled sentences: the teacher's Viterbi path, or none (soft term only)."
     )
-    unlabeled_ratio: float = setting(1.0, min=0, help="Unlabeled sentences mixed into each epoch, per labeled one.")
+    unlabeled_ratio: float = setting(
+        3.0, min=0, help="Unlabeled (teacher-labeled) sentences mixed into each epoch, per labeled one."
+    )
     embedding_dim: int = setting(128, min=1, help="Width of the character embedding.")
     hidden: int = setting(256, min=1, help="LSTM units per direction.")
     layers: int = setting(1, min=1, help="BiLSTM layers.")
@@ -70,9 +72,9 @@ class StudentTrainConfig(RunSettings):
     epochs: int = default(30)
     lr: float = default(2e-3)
     lr_decay: Literal["none", "linear"] = setting(
-        "none",
-        help="linear: the learning rate falls by lr/epochs each epoch, to lr/epochs in the last. Pair it with "
-        "--patience 0, so that early stopping does not end the run while the rate is still high.",
+        "linear",
+        help="linear: the learning rate falls by lr/epochs each epoch, to lr/epochs in the last; none: it stays at "
+        "--lr (pair it with --patience and --keep best).",
     )
     weight_decay: float = setting(0.0, min=0, help="AdamW weight decay.")
     ema: float = setting(
@@ -83,12 +85,12 @@ class StudentTrainConfig(RunSettings):
         "the saved student use it. 0: off.",
     )
     keep: Literal["best", "last"] = setting(
-        "best",
-        help="Which epoch's weights the student keeps: best (the highest dev F1) or last (the end of the schedule; "
-        "needs --patience 0). last suits --lr-decay linear, and a small dev set, whose best epoch is a noisy pick.",
+        "last",
+        help="Which epoch's weights the student keeps: last (the end of the falling schedule; needs --patience 0) "
+        "or best (the highest dev F1, a noisy pick on a small dev set).",
     )
     max_grad_norm: float = default(5.0)
-    patience: int = default(6)
+    patience: int = default(0)
     eval_batch_size: int = default(256)
     checkpoint_every: int = default(500)
 
@@ -96,6 +98,6 @@ class StudentTrainConfig(RunSettings):
         super().__post_init__()
         if self.keep == "last" and self.patience > 0:
             raise DistillError(
-                "--keep last keeps the final epoch: add --patience 0, or early stopping would end the run on a "
-                "stale one"
+                f"--patience {self.patience} stops early, but --keep last keeps the final epoch: add --keep best "
+                "(usually with --lr-decay none), or leave --patience at 0"
             )

@@ -201,7 +201,7 @@ def _training_set(cfg: StudentTrainConfig) -> _TrainingSet:
         )
     data = cfg.data if cfg.data is not None else index.get("data")
     dataset = load_dataset(data)
-    dev = dataset.load_labeled("dev", "choosing the best epoch")
+    dev = dataset.load_labeled("dev", "scoring each epoch")
     if corpus is not None:
         labels = corpus.labels
         labeled, unlabeled = _cache_examples(corpus)

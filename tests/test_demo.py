@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from distill.cli.demo_commands import DISTILLED_EMA
+from distill.student.config import StudentTrainConfig
 
 
 def test_quick_demo_runs_the_whole_pipeline(tmp_path):
@@ -31,4 +31,8 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path):
     assert ("teacher", "torch") in ok and ("student-distilled", "onnx") in ok and ("student-hard", "torch") in ok
     assert (out / "report" / "pareto.png").exists() and (out / "report" / "report.md").exists()
     distilled = json.loads((out / "student-distilled" / "config.json").read_text())
-    assert distilled["distillation"]["alpha"] == 0.5 and distilled["training"]["ema"] == DISTILLED_EMA
+    # The demo trains the user's own command: alpha 0.5, T 4, and student-train's defaults for the rest.
+    defaults = StudentTrainConfig(out=out / "unused")
+    assert distilled["distillation"]["alpha"] == 0.5 and distilled["distillation"]["temperature"] == 4.0
+    assert distilled["distillation"]["unlabeled_ratio"] == defaults.unlabeled_ratio
+    assert distilled["training"]["keep"] == defaults.keep and distilled["training"]["ema"] == defaults.ema

@@ -23,7 +23,7 @@ from distill.student.model import Architecture, BiLstmCrf, Student
 from distill.student.train import train_student
 from tests.conftest import cli_options, predicted_lines
 
-TINY = {"epochs": 4, "hidden": 16, "embedding_dim": 16, "batch_size": 8, "patience": 4}
+TINY = {"epochs": 4, "hidden": 16, "embedding_dim": 16, "batch_size": 8}
 
 
 def test_emission_kd_by_hand():
@@ -278,17 +278,16 @@ def test_bf16_runtime_is_for_teachers_only(distilled):
 
 def test_linear_lr_decay_falls_each_epoch(tiny_teacher, tmp_path):
     out = tmp_path / "decayed"
-    settings = {**TINY, "epochs": 4, "patience": 0}
-    train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], lr=0.004, lr_decay="linear", **settings))
+    train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], lr=0.004, **TINY))  # linear: the default
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["lr"] for r in log] == pytest.approx([0.004, 0.003, 0.002, 0.001])
     with pytest.raises(DistillError, match="--lr-decay"):
         train_student(StudentTrainConfig(out=tmp_path / "bad", cache=tiny_teacher["cache"], lr_decay="cosine", **TINY))
 
 
-def test_keep_last_saves_the_final_epoch_and_needs_patience_zero(tiny_teacher, tmp_path):
+def test_the_default_keeps_the_final_epoch_and_early_stopping_needs_keep_best(tiny_teacher, tmp_path):
     out = tmp_path / "last"
-    options = cli_options(**{**TINY, "patience": 0, "keep": "last", "cache": tiny_teacher["cache"], "out": out})
+    options = cli_options(**{**TINY, "cache": tiny_teacher["cache"], "out": out})
     result = CliRunner().invoke(cli, ["student-train", *options])
     assert result.exit_code == 0, result.output
     last_epoch = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()][-1]
@@ -296,14 +295,15 @@ def test_keep_last_saves_the_final_epoch_and_needs_patience_zero(tiny_teacher, t
     assert config["training"]["keep"] == "last"
     assert config["metrics"]["epoch"] == TINY["epochs"] and config["metrics"]["dev_f1"] == last_epoch["dev"]["f1"]
     assert f"epoch {TINY['epochs']} kept, the last: dev F1 {last_epoch['dev']['f1']:.4f}" in result.output
-    with pytest.raises(DistillError, match=r"--keep last .* --patience 0"):
-        StudentTrainConfig(out=tmp_path / "bad", cache=tiny_teacher["cache"], keep="last", **TINY)
+    with pytest.raises(DistillError, match=r"--patience 3 stops early, but --keep last .* add --keep best"):
+        StudentTrainConfig(out=tmp_path / "bad", cache=tiny_teacher["cache"], patience=3, **TINY)
+    StudentTrainConfig(out=tmp_path / "early", cache=tiny_teacher["cache"], patience=3, keep="best", **TINY)
 
 
 def test_the_saved_student_is_the_weight_average_updated_every_step(tiny_teacher, tmp_path):
     from distill.artifacts import load_tensors
 
-    settings = {**TINY, "epochs": 2, "patience": 0, "cache": tiny_teacher["cache"], "seed": 3}
+    settings = {**TINY, "epochs": 2, "cache": tiny_teacher["cache"], "seed": 3}
 
     def trained(name: str, ema: float) -> dict:
         train_student(StudentTrainConfig(out=tmp_path / name, ema=ema, **settings))

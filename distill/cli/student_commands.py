@@ -19,16 +19,20 @@ def student_train(settings: StudentTrainConfig) -> None:
     per character too. Unlabeled sentences of the cache (no gold) use the teacher's Viterbi
     path as their hard target, or none. --alpha 1 (or no --cache) trains the hard-label baseline.
 
+    By default each epoch mixes three unlabeled sentences per labeled one, the learning rate falls
+    linearly to the last epoch, and that epoch is kept. For a constant rate with early stopping,
+    pass --lr-decay none --patience 6 --keep best.
+
     \b
     Examples:
       distill student-train --cache runs/resume-cache --alpha 0.5 --T 4 --out runs/resume-student
       distill student-train --data ../shared/data/resume --alpha 1 --out runs/resume-hard
 
     \b
-    Few labeled sentences (a few thousand or fewer): the most accurate recipe measured, at several
-    times the training time and a slower student (docs/student.md, Training):
-      distill student-train --cache runs/weibo-cache --alpha 0.5 --T 2 --hidden 384 \\
-        --unlabeled-ratio 3 --lr-decay linear --patience 0 --keep last --out runs/weibo-student
+    Few labeled sentences (a few thousand or fewer): a wider student at a lower temperature, the
+    most accurate recipe measured, at more training time and a slower student
+    (docs/student.md, Where labels are few):
+      distill student-train --cache runs/weibo-cache --alpha 0.5 --T 2 --hidden 384 --out runs/weibo-student
     """
     from distill.student.train import train_student
 
