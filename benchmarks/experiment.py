@@ -39,7 +39,7 @@ from pathlib import Path
 import tomllib
 from timing import commit
 
-from distill.artifacts import CONFIG, fingerprint, read_config
+from distill.artifacts import CONFIG, fingerprint, read_config, read_json
 from distill.benchmark.config import BenchmarkConfig
 from distill.cache import INDEX, read_index
 from distill.environment import describe_environment, machine_line
@@ -212,16 +212,16 @@ def _benchmark(spec: dict, work: Path, runs: list[Run], results: Path) -> list[R
 
 
 def finished(run: Run) -> dict | None:
-    """What a finished run left: the model's config.json, the cache's index, the report."""
-    name = {"teacher-cache": INDEX, "benchmark": "report.json"}.get(run.command, CONFIG)
-    path = run.out / name
-    if not path.is_file():
-        return None
-    record = json.loads(path.read_text(encoding="utf-8"))
-    if run.command == "benchmark":  # a report is written whole, at the end
-        return record
-    # a cache's index and a trainer's config are marked complete at the end: without the mark, a run cut short
-    mark = "complete" if run.command == "teacher-cache" else "training_complete"
+    """What a finished run left (the model's config.json, the cache's index, the report), read and
+    checked as distill reads it; None for a run not started or cut short: a trainer's config and a
+    cache's index are marked complete at the end, a report is written whole."""
+    if run.command == "benchmark":
+        path = run.out / "report.json"
+        return read_json(path, "the benchmark report") if path.is_file() else None
+    if run.command == "teacher-cache":
+        record, mark = (read_index(run.out) if (run.out / INDEX).is_file() else {}), "complete"
+    else:
+        record, mark = (read_config(run.out) if (run.out / CONFIG).is_file() else {}), "training_complete"
     return record if record.get(mark) else None
 
 

@@ -12,6 +12,7 @@ import tomllib
 
 from distill.artifacts import write_config
 from distill.cache import write_index
+from distill.errors import DistillError
 from tests.conftest import import_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,10 +166,14 @@ def test_a_training_cut_short_is_not_finished(tmp_path):
     run = Run("student-train", "kd", "row-seed13", {"out": tmp_path})
     run.out = tmp_path
     assert finished(run) is None
-    (tmp_path / "config.json").write_text(json.dumps({"metrics": {"dev_f1": 0.5}}))  # the best epoch so far
+    write_config(tmp_path, {"kind": "student", "metrics": {"dev_f1": 0.5}})  # the best epoch so far
     assert finished(run) is None
-    (tmp_path / "config.json").write_text(json.dumps({"metrics": {"dev_f1": 0.5}, "training_complete": True}))
-    assert finished(run) == {"metrics": {"dev_f1": 0.5}, "training_complete": True}
+    write_config(tmp_path, {"kind": "student", "metrics": {"dev_f1": 0.5}, "training_complete": True})
+    assert finished(run)["metrics"] == {"dev_f1": 0.5}
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "metrics": {"dev_f1": 0.9}}))  # edited afterwards
+    with pytest.raises(DistillError, match="checksum"):
+        finished(run)
 
 
 def test_a_folder_made_with_other_settings_is_refused(tmp_path):
@@ -176,14 +181,15 @@ def test_a_folder_made_with_other_settings_is_refused(tmp_path):
     run = driver.Run("student-train", "kd", "row-seed13", {"data": "data", "alpha": 1.0, "seed": 13, "out": tmp_path})
     run.out = tmp_path
     run.check()
-    record = {"training": driver.COMMANDS["student-train"](**run.settings).as_record(), "training_complete": True}
+    record = {"kind": "student", "training": driver.COMMANDS["student-train"](**run.settings).as_record()}
+    record |= {"training_complete": True}
     record["training"] |= {"threads": 1, "out": "elsewhere"}  # where and how it ran: the same run
-    (tmp_path / "config.json").write_text(json.dumps(record))
+    write_config(tmp_path, record)
     assert driver.made_otherwise(run, record) == []
     driver.refuse_made_otherwise([run])
 
     record["training"] |= {"alpha": 0.5, "hidden": 64}
-    (tmp_path / "config.json").write_text(json.dumps(record))
+    write_config(tmp_path, record)
     assert driver.made_otherwise(run, record) == [
         "alpha: made with 0.5, planned 1.0",
         "hidden: made with 64, planned 256",
@@ -208,7 +214,8 @@ def test_a_cache_or_student_of_another_teacher_is_refused(tmp_path):
     student.out = tmp_path / "s"
     student.check()
     student.out.mkdir()
-    record = {"training": driver.COMMANDS["student-train"](**student.settings).as_record(), "training_complete": True}
+    record = {"kind": "student", "training": driver.COMMANDS["student-train"](**student.settings).as_record()}
+    record |= {"training_complete": True}
     record["distillation"] = {"teacher": index["teacher"]["fingerprint"]}
     write_config(student.out, record)
     driver.refuse_made_otherwise([run, student])
