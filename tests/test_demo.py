@@ -36,3 +36,5 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path):
     assert distilled["distillation"]["alpha"] == 0.5 and distilled["distillation"]["temperature"] == 4.0
     assert distilled["distillation"]["unlabeled_ratio"] == defaults.unlabeled_ratio
     assert distilled["training"]["keep"] == defaults.keep and distilled["training"]["ema"] == defaults.ema
+    hard = json.loads((out / "student-hard" / "config.json").read_text())
+    assert hard["training"]["lr_decay"] == "none" and hard["training"]["keep"] == "best"
