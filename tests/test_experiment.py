@@ -181,8 +181,11 @@ def test_a_folder_made_with_other_settings_is_refused(tmp_path):
     run = driver.Run("student-train", "kd", "row-seed13", {"data": "data", "alpha": 1.0, "seed": 13, "out": tmp_path})
     run.out = tmp_path
     run.check()
-    record = {"kind": "student", "training": driver.COMMANDS["student-train"](**run.settings).as_record()}
-    record |= {"training_complete": True}
+    record = {
+        "kind": "student",
+        "training": driver.COMMANDS["student-train"](**run.settings).as_record(),
+        "training_complete": True,
+    }
     record["training"] |= {"threads": 1, "out": "elsewhere"}  # where and how it ran: the same run
     write_config(tmp_path, record)
     assert driver.made_otherwise(run, record) == []
@@ -214,8 +217,11 @@ def test_a_cache_or_student_of_another_teacher_is_refused(tmp_path):
     student.out = tmp_path / "s"
     student.check()
     student.out.mkdir()
-    record = {"kind": "student", "training": driver.COMMANDS["student-train"](**student.settings).as_record()}
-    record |= {"training_complete": True}
+    record = {
+        "kind": "student",
+        "training": driver.COMMANDS["student-train"](**student.settings).as_record(),
+        "training_complete": True,
+    }
     record["distillation"] = {"teacher": index["teacher"]["fingerprint"]}
     write_config(student.out, record)
     driver.refuse_made_otherwise([run, student])
