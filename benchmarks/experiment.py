@@ -41,6 +41,7 @@ from timing import commit
 
 from distill.artifacts import CONFIG, fingerprint, read_config, read_json
 from distill.benchmark.config import BenchmarkConfig
+from distill.benchmark.report import REPORT
 from distill.cache import INDEX, read_index
 from distill.environment import describe_environment, machine_line
 from distill.errors import DistillError
@@ -216,7 +217,7 @@ def finished(run: Run) -> dict | None:
     checked as distill reads it; None for a run not started or cut short: a trainer's config and a
     cache's index are marked complete at the end, a report is written whole."""
     if run.command == "benchmark":
-        path = run.out / "report.json"
+        path = run.out / REPORT
         return read_json(path, "the benchmark report") if path.is_file() else None
     if run.command == "teacher-cache":
         record, mark = (read_index(run.out) if (run.out / INDEX).is_file() else {}), "complete"

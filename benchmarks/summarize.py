@@ -18,6 +18,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from distill.benchmark.report import REPORT
+
 RESULTS = Path(__file__).resolve().parent / "results"
 INDEX = RESULTS / "README.md"
 DATASETS = ("resume", "weibo", "msra")
@@ -86,7 +88,7 @@ def _experiment(dataset: str, folder: Path) -> list[str]:
         )
     if rows:
         lines.append("")
-    report = folder / "report" / "report.json"
+    report = folder / "report" / REPORT
     if report.exists():
         lines += _report(report)
     notes = folder / "README.md"

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from distill.artifacts import atomic_write, atomic_write_json
 
+REPORT = "report.json"
+"""The report's file in its directory: every figure, from which report.md and the plots are drawn."""
+
 
 def _ok(runs: list[dict]) -> list[dict]:
     return [r for r in runs if r.get("status") == "ok"]
@@ -293,14 +296,14 @@ def reliability_png(report: dict, path: Path) -> None:
 
 def write_report(report: dict, out: Path) -> None:
     out = Path(out)
-    atomic_write_json(out / "report.json", report)
+    atomic_write_json(out / REPORT, report)
     render(out)
 
 
 def render(out: Path) -> None:
-    """Write report.md, pareto.png and reliability.png from ``out/report.json``."""
+    """Write report.md, pareto.png and reliability.png from ``out/report.json`` (``REPORT``)."""
     out = Path(out)
-    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    report = json.loads((out / REPORT).read_text(encoding="utf-8"))
     atomic_write(out / "report.md", markdown(report).encode("utf-8"))
     if _ok(report["runs"]):
         pareto_png(report, out / "pareto.png")
