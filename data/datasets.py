@@ -22,6 +22,7 @@ text. Their files are located through the installed distributions; their code is
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -105,7 +106,15 @@ class Dataset:
 
 def count_sentences(path: Path) -> int:
     """Sentences in a file, counted as its own format's reader reads them (a JSON-lines file has
-    one a line, a column file one a blank-line separated block)."""
+    one a line, a column file one a blank-line separated block). Counted once per version of the
+    file in a process: the train and dev splits carved from one file both need it."""
+    stat = Path(path).stat()
+    return _count_sentences(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _count_sentences(path: str, mtime_ns: int, size: int) -> int:
+    """``count_sentences`` of the file at ``path`` as it was at ``mtime_ns`` and ``size``."""
     return sum(1 for _ in read_file(path))
 
 

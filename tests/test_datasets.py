@@ -37,6 +37,20 @@ def test_msra_layout_carves_last_tenth_of_train_as_dev(write, tmp_path):
     assert "last 10%" in dataset.notes[0]
 
 
+def test_carved_splits_count_their_file_once_and_again_after_it_changes(write, tmp_path):
+    from distill.data import datasets
+
+    datasets._count_sentences.cache_clear()
+    write("m/msra_train_bio", column(20))
+    write("m/msra_test_bio", column(3))
+    dataset = load_dataset(tmp_path / "m")
+    assert len(list(dataset.sentences("train"))) == 18 and len(list(dataset.sentences("dev"))) == 2
+    assert datasets._count_sentences.cache_info().misses == 1  # dev reused train's count
+    write("m/msra_train_bio", column(40))
+    assert len(list(load_dataset(tmp_path / "m").sentences("dev"))) == 4
+    assert datasets._count_sentences.cache_info().misses == 2
+
+
 def test_generic_layout_and_single_file(write, tmp_path):
     write("g/my_train.txt", column(10))
     write("g/valid.json", '{"text": "abc"}\n')
