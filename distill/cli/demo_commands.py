@@ -149,8 +149,8 @@ def demo(out: Path, quick: bool, device: str) -> None:
         common["hidden"] = size.student_hidden
     # The distilled student is the user's own command (--alpha 0.5 --T 4) at student-train's
     # defaults. The hard-label baseline learns from gold alone at a constant rate and keeps its best
-    # dev epoch: without a teacher's text, the stronger recipe on few labels
-    # (benchmarks/results/demo-r3-last/student-seeds).
+    # dev epoch: over the demo's 12 epochs the stronger recipe without a teacher's text (over 30, the
+    # defaults did as well or better; docs/student.md, Training).
     hard = StudentTrainConfig(out=out / "student-hard", alpha=1.0, lr_decay="none", keep="best", **common)
     train_student(hard)
     train_student(StudentTrainConfig(out=out / "student-distilled", alpha=0.5, temperature=4.0, **common))
