@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 import torchcrf
-from timing import time_calls, write_results
+from timing import command_line, time_calls, write_results
 
 from distill.crf import CRF
 from distill.data import allowed_transitions, label_set
@@ -88,7 +88,7 @@ def main() -> None:
     lines = [
         "# Viterbi decode: pytorch-crf vs ours",
         "",
-        f"Command: `python benchmarks/bench_decode.py --repeat {args.repeat}`  ",
+        f"Command: `{command_line()}`  ",
         f"Machine: {env['cpu']}, {env['cores']} cores, torch {env['versions']['torch']} "
         f"({env['torch_threads']} threads), numpy {env['versions']['numpy']}.  ",
         "Median ms per call (p10-p90 in brackets); speed-up = pytorch-crf median / ours. The 33-tag "

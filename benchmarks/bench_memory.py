@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from timing import write_results
+from timing import command_line, write_results
 
 from distill.benchmark.worker import peak_rss_mb, rss_mb
 from distill.environment import describe_environment
@@ -103,9 +103,7 @@ def main() -> None:
         "Each student ran in a fresh process that never imported torch, through the deployment report's "
         "steps in order; after each step, the process's peak resident memory so far (VmHWM) and its "
         "resident memory then (VmRSS), in MiB.  ",
-        "Command: `python benchmarks/bench_memory.py "
-        + " ".join(f"--pair {data} {student}" for data, student in args.pair)
-        + "`",
+        f"Command: `{command_line()}`",
     ]
     for row in rows:
         lines += [

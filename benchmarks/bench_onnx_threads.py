@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from timing import write_results
+from timing import command_line, write_results
 
 from distill.api import STUDENT_MAX_LEN, Model
 from distill.data import load_dataset
@@ -87,9 +87,7 @@ def main() -> None:
         f"Machine: {env['cpu']}, {env['cores']} cores; onnxruntime {env['versions'].get('onnxruntime')}.  ",
         f"Test sentences: {len(texts)} from `{args.data.name}` (mean {sum(map(len, texts)) / len(texts):.1f} "
         "characters). Whole predict path (text in, entities out).  ",
-        "Command: `python benchmarks/bench_onnx_threads.py "
-        + " ".join(f"--student {d}" for d in args.student)
-        + f" --data {args.data} --cores {args.cores} --passes {args.passes}`",
+        f"Command: `{command_line()}`",
         "",
         "| student | onnxruntime threads per call | calls at once | batch 1 p50 ms | p95 ms "
         "| sentences/s at batch 256 (median, range) |",

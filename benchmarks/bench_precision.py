@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 import torch
-from timing import time_calls, write_results
+from timing import command_line, time_calls, write_results
 
 from distill.data import label_set
 from distill.environment import describe_environment
@@ -84,7 +84,7 @@ def main() -> None:
     lines = [
         "# Teacher encoder: float32 against bf16 autocast",
         "",
-        f"Command: `python benchmarks/bench_precision.py --steps {args.steps}`  ",
+        f"Command: `{command_line()}`  ",
         f"Machine: {env['cpu']}, {env['cores']} cores, torch {env['versions']['torch']} ({env['torch_threads']} "
         f"threads); native bf16: {native_bf16(device)}; `--precision auto` picks "
         f"{'bf16' if bf16_faster(device) else 'fp32'}.  ",

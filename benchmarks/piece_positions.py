@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from timing import write_results
+from timing import command_line, write_results
 
 from distill.artifacts import read_config
 from distill.data import load_dataset
@@ -63,9 +63,7 @@ def main() -> None:
     lines = [
         "# Characters and encoder positions of teachers that read the tokenizer's pieces",
         "",
-        "Counting only (no timing). Command: `python benchmarks/piece_positions.py "
-        + " ".join(map(str, args.teachers))
-        + "`",
+        f"Counting only (no timing). Command: `{command_line()}`",
         "",
         "| data | split | characters | encoder positions | positions per character | in multi-character pieces |",
         "|---|---|---:|---:|---:|---:|",
