@@ -22,7 +22,7 @@ from .artifacts import read_config
 from .errors import DistillError
 from .metrics import EntityScores
 from .student import config as student_config
-from .tagging import Entity, Runtime, ScoredTagger, predict_entities
+from .tagging import MAX_BATCH_CHARS, Entity, Runtime, ScoredTagger, predict_entities
 
 if typing.TYPE_CHECKING:
     import torch
@@ -46,12 +46,16 @@ class Model:
     """Batches tagged at once on threads (the ONNX runtime runs one per core, each on one core)."""
     scored: ScoredTagger | None = None
     """The tagger that also returns emissions, with the CRF's scores: for entity confidences."""
+    max_batch_chars: int = MAX_BATCH_CHARS
+    """Padded characters in flight at once, over all workers (see :func:`distill.tagging.tag_in_batches`)."""
 
     def predict(self, texts: Sequence[str], batch_size: int = 64, confidence: bool = True) -> list[list[Entity]]:
         """Entities of each text, with offsets into that text and (``confidence``) the CRF's
         probability of each (:mod:`distill.confidence`)."""
         scored = self.scored if confidence else None
-        return predict_entities(texts, self.tag_ids, self.labels, self.max_len, batch_size, self.workers, scored)
+        return predict_entities(
+            texts, self.tag_ids, self.labels, self.max_len, batch_size, self.workers, scored, self.max_batch_chars
+        )
 
     def tag(self, texts: Sequence[str]) -> list[list[str]]:
         """One tag per character of each (non-empty) text."""
@@ -106,7 +110,7 @@ def load_model(
 
         onnx = OnnxStudent(directory, onnx_dir, threads, int8=runtime == "onnx-int8")
         scored = (onnx.tag_scores, onnx.confidence_scores())
-        return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len, onnx.workers, scored)
+        return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len, onnx.workers, scored, onnx.max_batch_chars)
 
     from .training import resolve_device, use_threads
 

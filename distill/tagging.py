@@ -31,27 +31,33 @@ PADDED_CHARS_PER_SENTENCE = 64
 make a whole batch pad to their length."""
 MAX_BATCH_CHARS = 2048
 """And at most 2,048 padded characters in flight, whatever the batch size (with ``workers``
-batches at once, a ``workers``-th of it each): larger batches are no faster per character on the
-CPU, and their activations grow the serving process (``benchmarks/results/memory.md``)."""
+batches at once, a ``workers``-th of it each), unless the model's runtime asks for fewer (the
+torch-free one does: :attr:`distill.student.onnx_runtime.OnnxStudent.max_batch_chars`). Larger
+batches are no faster per character on the CPU, and their activations grow the process
+(``benchmarks/results/resume/teacher-amd/batch-chars``)."""
 MAX_PADDING = 0.25
 """A batch is also cut where padding would pass a quarter of its characters: a network and a
 Viterbi decode cost what they pad, and sentences of one length are many, so batches stay large."""
 
 
 def tag_in_batches(
-    tag_ids: Callable[[list[str]], list[Tagged]], texts: Sequence[str], batch_size: int, workers: int = 1
+    tag_ids: Callable[[list[str]], list[Tagged]],
+    texts: Sequence[str],
+    batch_size: int,
+    workers: int = 1,
+    max_chars: int = MAX_BATCH_CHARS,
 ) -> list[Tagged]:
     """``tag_ids`` over length-bucketed batches of ``texts``, results in the original order.
 
     A batch holds at most ``batch_size`` sentences and ``batch_size * PADDED_CHARS_PER_SENTENCE``
-    or ``MAX_BATCH_CHARS / workers`` padded characters, whichever is less (a single longer
+    or ``max_chars / workers`` padded characters, whichever is less (a single longer
     sentence still forms a batch of its own), with padding under ``MAX_PADDING`` of its characters.
     With ``workers`` > 1, that many batches are tagged at once on threads: worth it only where
     ``tag_ids`` releases the GIL for most of its time (onnxruntime and numpy do) and runs each
     batch on one core, so one batch's network overlaps another's decoding.
     """
     results: list = [None for _ in texts]
-    max_tokens = min(batch_size * PADDED_CHARS_PER_SENTENCE, MAX_BATCH_CHARS // max(1, workers))
+    max_tokens = min(batch_size * PADDED_CHARS_PER_SENTENCE, max_chars // max(1, workers))
     lengths = [len(t) for t in texts]
     batches = list(bucket_batches(lengths, batch_size, max_tokens=max_tokens, max_padding=MAX_PADDING))
 
@@ -110,9 +116,11 @@ def predict_entities(
     batch_size: int = 64,
     workers: int = 1,
     scored: ScoredTagger | None = None,
+    max_chars: int = MAX_BATCH_CHARS,
 ) -> list[list[Entity]]:
     """Entities of each text. ``tag_ids`` tags a batch of non-empty strings with label indices;
-    ``workers`` batches are tagged at once (see :func:`tag_in_batches`). With ``scored``, its
+    ``workers`` batches of at most ``max_chars`` padded characters in all are tagged at once (see
+    :func:`tag_in_batches`). With ``scored``, its
     tagger is used instead and each entity carries its confidence."""
     pieces: list[tuple[int, int, str]] = []  # (text index, offset of the piece, piece)
     for i, text in enumerate(texts):
@@ -122,12 +130,14 @@ def predict_entities(
         reader = _span_reader(tuple(labels))
         found = [
             [(span, None) for span in spans]
-            for spans in reader.spans_of(tag_in_batches(tag_ids, piece_texts, batch_size, workers))
+            for spans in reader.spans_of(tag_in_batches(tag_ids, piece_texts, batch_size, workers, max_chars))
         ]
     else:
         found = [
             list(zip(spans, sure))
-            for _, spans, sure in tag_in_batches(confident_tagger(scored, labels), piece_texts, batch_size, workers)
+            for _, spans, sure in tag_in_batches(
+                confident_tagger(scored, labels), piece_texts, batch_size, workers, max_chars
+            )
         ]
     entities: list[list[Entity]] = [[] for _ in texts]
     for (i, offset, _), spans in zip(pieces, found):

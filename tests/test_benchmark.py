@@ -315,8 +315,9 @@ def test_onnx_student_tags_batches_on_threads_in_order(student_dir):
     assert [[e.as_dict() for e in row] for row in two_cores.predict(texts, batch_size=8)] == expected
 
 
-def test_batches_in_flight_share_one_character_budget():
-    from distill.tagging import MAX_BATCH_CHARS, tag_in_batches
+@pytest.mark.parametrize("max_chars", [2048, 1024])
+def test_batches_in_flight_share_one_character_budget(max_chars):
+    from distill.tagging import tag_in_batches
 
     texts = ["字" * 30] * 400
 
@@ -326,9 +327,29 @@ def test_batches_in_flight_share_one_character_budget():
 
     for workers in (1, 2):
         padded: list[int] = []
-        assert tag_in_batches(functools.partial(tag_ids, padded=padded), texts, 256, workers) == [[0] * 30] * 400
-        assert max(padded) <= MAX_BATCH_CHARS // workers
-        assert max(padded) > MAX_BATCH_CHARS // 2 - 30 * 2  # batches fill their share
+        tagger = functools.partial(tag_ids, padded=padded)
+        assert tag_in_batches(tagger, texts, 256, workers, max_chars) == [[0] * 30] * 400
+        assert max(padded) <= max_chars // workers
+        assert max(padded) > max_chars // workers - 30 * 2  # batches fill their share
+
+
+def test_onnx_runtime_predicts_under_its_own_character_budget(student_dir):
+    """The torch-free runtime keeps fewer padded characters in flight than the torch ones."""
+    from distill.student.onnx_runtime import OnnxStudent
+    from distill.tagging import MAX_BATCH_CHARS
+
+    model = load_model(student_dir, runtime="onnx", threads=2)
+    assert model.max_batch_chars == OnnxStudent.max_batch_chars < MAX_BATCH_CHARS
+    tagger, crf = model.scored
+    padded: list[int] = []
+
+    def recording(texts: list[str]) -> list:
+        padded.append(len(texts) * max(map(len, texts)))
+        return tagger(texts)
+
+    model.scored = (recording, crf)
+    model.predict(["张三在北京工作。" * 4] * 300, batch_size=256)
+    assert model.max_batch_chars // 2 - 64 < max(padded) <= model.max_batch_chars // 2
 
 
 def test_predict_keeps_emissions_only_while_their_batch_is_scored():

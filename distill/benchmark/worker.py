@@ -134,7 +134,9 @@ def measure(spec: dict) -> dict:
         import torch
 
         memory["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    scored = tag_in_batches(confident_tagger(model.scored, model.labels), texts, 64, model.workers)
+    scored = tag_in_batches(
+        confident_tagger(model.scored, model.labels), texts, 64, model.workers, model.max_batch_chars
+    )
     paths = [path for path, _, _ in scored]
     entities = [  # per sentence: [type, start, end, confidence] of each entity, for calibration
         [[span.type, span.start, span.end, p] for span, p in zip(spans, found)] for _, spans, found in scored
