@@ -144,7 +144,7 @@ def main() -> None:
         for cap in args.chars:
             memory = row["memory"][str(cap)]
             speeds = [row["speed"][f"{cap}/{b}"] for b in BATCH_SIZES]
-            cells = [f"{s['fastest'] / 1000:.0f}k, {s['median'] / 1000:.0f}k" for s in speeds]
+            cells = [f"{s['fastest'] / 1000:.3g}k, {s['median'] / 1000:.3g}k" for s in speeds]
             lines.append(f"| {cap} | {memory['loaded_peak_mb']:.1f} | {memory['peak_mb']:.1f} | {' | '.join(cells)} |")
     write_results(args.out, env, rows, lines)
 
