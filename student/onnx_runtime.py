@@ -45,8 +45,8 @@ class OnnxStudent:
     max_batch_chars = 1024
     """Padded characters in flight at once, over all workers: half the torch runtimes' cap
     (:data:`distill.tagging.MAX_BATCH_CHARS`). A deployment process is sized by its peak, which a
-    batched pass's LSTM activations set; this cap lowers it for a little batched throughput
-    (``benchmarks/results/resume/teacher-amd/batch-chars``)."""
+    batched pass's LSTM activations set; this budget lowers it at about the same throughput, where
+    a smaller one is slower (``benchmarks/results/resume/teacher-amd/batch-chars``)."""
 
     def __init__(
         self,
