@@ -73,7 +73,13 @@ def main() -> None:
             for intra_op, workers in layouts(args.cores):
                 student = OnnxStudent(directory, onnx_dir, intra_op * workers, int8=True, intra_op_threads=intra_op)
                 model = Model(
-                    "student", student.labels, student.config, student.tag_ids, STUDENT_MAX_LEN, student.workers
+                    "student",
+                    student.labels,
+                    student.config,
+                    student.tag_ids,
+                    STUDENT_MAX_LEN,
+                    student.workers,
+                    max_batch_chars=student.max_batch_chars,
                 )
                 row = {"student": directory.name, "intra_op_threads": intra_op, "workers": workers}
                 row.update(measure(model, texts, args.passes))
