@@ -24,13 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from timing import command_line, write_results
+from timing import command_line, run_worker, write_results
 
 from distill.api import Model, load_model
 from distill.benchmark.worker import peak_rss_mb
@@ -76,13 +74,6 @@ def speed_worker(data: str, model_dir: str, runtime: str, onnx_dir: str, caps: l
     }
 
 
-def _run_worker(*args: object) -> dict:
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", *map(str, args)], check=True, capture_output=True, text=True
-    )
-    return json.loads(done.stdout)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="a dataset with a test split")
@@ -113,8 +104,8 @@ def main() -> None:
                 onnx_dir = str(Path(exports) / str(len(rows)))
                 export_onnx(Path(model_dir), Path(onnx_dir))
             spec = (args.data, model_dir, runtime, onnx_dir)
-            memory = {str(cap): _run_worker("memory", *spec, cap) for cap in args.chars}
-            speed = _run_worker("speed", *spec, args.rounds, *args.chars)
+            memory = {str(cap): run_worker(__file__, "memory", *spec, cap) for cap in args.chars}
+            speed = run_worker(__file__, "speed", *spec, args.rounds, *args.chars)
             row = {"model": model_dir, "runtime": runtime, "memory": memory, "speed": speed}
             print(json.dumps(row), flush=True)
             rows.append(row)

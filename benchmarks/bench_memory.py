@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from timing import command_line, write_results
+from timing import command_line, run_worker, write_results
 
 from distill.benchmark.worker import peak_rss_mb, rss_mb
 from distill.environment import describe_environment
@@ -84,13 +83,7 @@ def main() -> None:
         for data, student in args.pair:
             onnx_dir = Path(exports) / f"{len(rows)}"
             export_onnx(Path(student), onnx_dir)
-            done = subprocess.run(
-                [sys.executable, __file__, "--worker", data, student, str(onnx_dir)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            row = {"data": data, "student": student, "stages": json.loads(done.stdout)}
+            row = {"data": data, "student": student, "stages": run_worker(__file__, data, student, onnx_dir)}
             print(json.dumps(row), flush=True)
             rows.append(row)
 

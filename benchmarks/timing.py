@@ -26,6 +26,15 @@ def time_calls(fn: Callable[[], object], repeat: int) -> list[float]:
     return times
 
 
+def run_worker(script: str, *args: object) -> object:
+    """What ``python SCRIPT --worker ARGS...`` prints as JSON: a measurement in a fresh process,
+    whose memory and imports are its own."""
+    done = subprocess.run(
+        [sys.executable, script, "--worker", *map(str, args)], check=True, capture_output=True, text=True
+    )
+    return json.loads(done.stdout)
+
+
 def commit() -> str:
     """The repository's HEAD, marked when tracked files other than results differ from it (an
     experiment rewrites the results folder's manifests as it goes)."""
