@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from distill.data import Sentence
 
 from .metrics import EntityScores, entity_scores
-from .tagging import tag_in_batches
+from .tagging import MAX_BATCH_CHARS, tag_in_batches
 
 
 def evaluate(
@@ -18,9 +18,13 @@ def evaluate(
     sentences: Sequence[Sentence],
     labels: Sequence[str],
     batch_size: int = 64,
+    workers: int = 1,
+    max_chars: int = MAX_BATCH_CHARS,
 ) -> tuple[EntityScores, list[list[str]]]:
-    """Entity scores of a tagger on labeled sentences, and its predicted tags."""
+    """Entity scores of a tagger on labeled sentences, and its predicted tags; batches as
+    :func:`distill.tagging.tag_in_batches` cuts them (a model quantised per batch, such as the
+    ONNX INT8 student, tags a sentence alike wherever it is batched the same way)."""
     labeled = [s for s in sentences if s.tags is not None and len(s.text) > 0]
-    predicted = tag_in_batches(tag_ids, [s.text for s in labeled], batch_size)
+    predicted = tag_in_batches(tag_ids, [s.text for s in labeled], batch_size, workers, max_chars)
     predicted_tags = [[labels[i] for i in row] for row in predicted]
     return entity_scores([s.tags for s in labeled], predicted_tags), predicted_tags

@@ -120,8 +120,8 @@ def predict_entities(
 ) -> list[list[Entity]]:
     """Entities of each text. ``tag_ids`` tags a batch of non-empty strings with label indices;
     ``workers`` batches of at most ``max_chars`` padded characters in all are tagged at once (see
-    :func:`tag_in_batches`). With ``scored``, its
-    tagger is used instead and each entity carries its confidence."""
+    :func:`tag_in_batches`). With ``scored``, its tagger is used instead and each entity carries
+    its confidence."""
     pieces: list[tuple[int, int, str]] = []  # (text index, offset of the piece, piece)
     for i, text in enumerate(texts):
         pieces.extend((i, start, text[start:end]) for start, end in split_sentences(text, max_len))

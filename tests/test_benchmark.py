@@ -333,23 +333,33 @@ def test_batches_in_flight_share_one_character_budget(max_chars):
         assert max(padded) > max_chars // workers - 30 * 2  # batches fill their share
 
 
-def test_onnx_runtime_predicts_under_its_own_character_budget(student_dir):
-    """The torch-free runtime keeps fewer padded characters in flight than the torch ones."""
+def test_onnx_runtime_predicts_and_evaluates_under_its_own_character_budget(student_dir):
+    """The torch-free runtime keeps fewer padded characters in flight than the torch ones, and
+    evaluate batches as predict and the benchmark do (an INT8 graph quantises each batch whole)."""
+    from distill.data import Sentence
     from distill.student.onnx_runtime import OnnxStudent
     from distill.tagging import MAX_BATCH_CHARS
 
     model = load_model(student_dir, runtime="onnx", threads=2)
     assert model.max_batch_chars == OnnxStudent.max_batch_chars < MAX_BATCH_CHARS
+    padded: list[int] = []  # padded characters of each batch tagged
+
+    def recording(tagger):
+        def tag(texts: list[str]) -> list:
+            padded.append(len(texts) * max(map(len, texts)))
+            return tagger(texts)
+
+        return tag
+
     tagger, crf = model.scored
-    padded: list[int] = []
-
-    def recording(texts: list[str]) -> list:
-        padded.append(len(texts) * max(map(len, texts)))
-        return tagger(texts)
-
-    model.scored = (recording, crf)
+    model.scored, model.tag_ids = (recording(tagger), crf), recording(model.tag_ids)
+    share = model.max_batch_chars // model.workers
     model.predict(["张三在北京工作。" * 4] * 300, batch_size=256)
-    assert model.max_batch_chars // 2 - 64 < max(padded) <= model.max_batch_chars // 2
+    assert share - 64 < max(padded) <= share
+    padded.clear()
+    sentence = Sentence("张三在北京工作。", ["B-PER", "E-PER", "O", "B-LOC", "E-LOC", "O", "O", "O"])
+    model.evaluate([sentence] * 300, batch_size=256)
+    assert share - 64 < max(padded) <= share
 
 
 def test_predict_keeps_emissions_only_while_their_batch_is_scored():
