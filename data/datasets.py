@@ -108,8 +108,9 @@ def count_sentences(path: Path) -> int:
     """Sentences in a file, counted as its own format's reader reads them (a JSON-lines file has
     one a line, a column file one a blank-line separated block). Counted once per version of the
     file in a process: the train and dev splits carved from one file both need it."""
-    stat = Path(path).stat()
-    return _count_sentences(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    return _count_sentences(str(resolved), stat.st_mtime_ns, stat.st_size)
 
 
 @functools.lru_cache(maxsize=16)
