@@ -68,12 +68,6 @@ class TeacherTrainConfig(RunSettings):
         help="Layer-wise decay of the encoder's learning rate: the top layer learns at --lr, each layer below at "
         "this factor of the one above, the embeddings last (e.g. 0.8; 1.0: one rate).",
     )
-    freeze_layers: int = setting(
-        0,
-        min=0,
-        help="Keep the embeddings and the lowest N encoder layers at their starting weights. Each step then "
-        "backpropagates through fewer layers, so an epoch is faster, and F1 may fall (0: train every layer).",
-    )
     warmup: float = setting(0.1, min=0, max=1, help="Fraction of steps for linear warm-up.")
     weight_decay: float = setting(0.01, min=0, help="AdamW decay (never on biases, LayerNorm, CRF).")
     dropout: float = setting(0.1, min=0, below=1, help="Dropout before the linear layer.")

@@ -63,31 +63,16 @@ def _encoder_depth(name: str, num_layers: int) -> int:
     return int(layer.group(1)) + 1 if layer else num_layers
 
 
-def freeze_lower_layers(net: torch.nn.Module, layers: int) -> None:
-    """Keep the embeddings and the lowest ``layers`` transformer layers of ``net.encoder`` as they are
-    (``layers`` 0: nothing frozen). Backpropagation then stops at the lowest trainable layer."""
-    num_layers = net.encoder.config.num_hidden_layers
-    if layers > num_layers:
-        raise DistillError(f"--freeze-layers {layers}: the encoder has only {num_layers} layers")
-    if layers == 0:
-        return
-    for name, param in net.encoder.named_parameters(prefix="encoder"):
-        if _encoder_depth(name, num_layers) <= layers:
-            param.requires_grad_(False)
-
-
 def param_groups(
     net: torch.nn.Module, lr: float, head_lr: float, weight_decay: float, layer_lr_decay: float = 1.0
 ) -> list[dict]:
     """AdamW groups of a network whose encoder is ``net.encoder`` and whose other parameters are its
     head: the head at ``head_lr``; the encoder at ``lr * layer_lr_decay ** (L - d)`` for depth d of L
     layers (the top layer at ``lr``, the embeddings at ``lr * layer_lr_decay ** L``); weight decay
-    ``weight_decay``, none on biases, LayerNorm and the CRF. Frozen parameters are left out."""
+    ``weight_decay``, none on biases, LayerNorm and the CRF."""
     num_layers = net.encoder.config.num_hidden_layers
     groups: dict[tuple[bool, bool, int], list] = {}
     for name, param in net.named_parameters():
-        if not param.requires_grad:
-            continue
         head = not name.startswith("encoder.")
         decay = param.ndim > 1 and "LayerNorm" not in name and "layer_norm" not in name and "crf." not in name
         depth = num_layers if head else _encoder_depth(name, num_layers)
@@ -222,7 +207,6 @@ def train_teacher(cfg: TeacherTrainConfig) -> dict:
     start = _from_teacher if cfg.init_from else _from_backbone
     net, vocab, tokenizer, window, origin = start(cfg, vocabulary_texts(dataset, unlabeled), labels, say)
     net = net.to(device)
-    freeze_lower_layers(net, cfg.freeze_layers)  # before DistributedDataParallel sees which parameters learn
     overlap = min(cfg.overlap, window // 2)
     model = net
     if procs.distributed:

@@ -23,8 +23,6 @@ class DemoSize:
     teacher_epochs: int
     teacher_batch_size: int
     teacher_lr: float
-    teacher_frozen_layers: int
-    """The embeddings and the lowest N encoder layers keep their pretrained weights (teacher-train --freeze-layers)."""
     student_epochs: int
     student_hidden: int | None
     """LSTM units per direction; None: student-train's default, so the demo trains what users do."""
@@ -42,7 +40,6 @@ FULL = DemoSize(
     teacher_epochs=6,
     teacher_batch_size=16,  # more, smaller steps: 2 epochs at batch 32 left the teacher near 21 F1 here
     teacher_lr=1e-4,
-    teacher_frozen_layers=6,
     student_epochs=12,  # each also mixes in three teacher-labeled sentences per labeled one (the default)
     student_hidden=None,
     latency_calls=300,
@@ -56,7 +53,6 @@ QUICK = DemoSize(
     teacher_epochs=1,
     teacher_batch_size=32,
     teacher_lr=5e-5,
-    teacher_frozen_layers=6,
     student_epochs=2,
     student_hidden=32,
     latency_calls=30,
@@ -132,7 +128,6 @@ def demo(out: Path, quick: bool, device: str) -> None:
             epochs=size.teacher_epochs,
             batch_size=size.teacher_batch_size,
             lr=size.teacher_lr,
-            freeze_layers=size.teacher_frozen_layers,
             device=device,
             resume=True,
         )
