@@ -40,7 +40,7 @@ FULL = DemoSize(
     teacher_epochs=6,
     teacher_batch_size=16,  # more, smaller steps: 2 epochs at batch 32 left the teacher near 21 F1 here
     teacher_lr=1e-4,
-    student_epochs=12,  # each also mixes in three teacher-labeled sentences per labeled one (the default)
+    student_epochs=10,  # each also mixes in three teacher-labeled sentences per labeled one (the default)
     student_hidden=None,
     latency_calls=300,
     repeats=1,
@@ -149,8 +149,8 @@ def demo(out: Path, quick: bool, device: str) -> None:
         common["hidden"] = size.student_hidden
     # The distilled student is the user's own command (--alpha 0.5 --T 4) at student-train's
     # defaults. The hard-label baseline learns from gold alone at a constant rate and keeps its best
-    # dev epoch: over the demo's 12 epochs the stronger recipe without a teacher's text (over 30, the
-    # defaults did as well or better; docs/student.md, Training).
+    # dev epoch: over 12 epochs of the demo's data the stronger recipe without a teacher's text (over
+    # 30, the defaults did as well or better; docs/student.md, Training).
     hard = StudentTrainConfig(out=out / "student-hard", alpha=1.0, lr_decay="none", keep="best", **common)
     train_student(hard)
     train_student(StudentTrainConfig(out=out / "student-distilled", alpha=0.5, temperature=4.0, **common))
