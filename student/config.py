@@ -41,13 +41,6 @@ class StudentTrainConfig(RunSettings):
     hidden: int = setting(256, min=1, help="LSTM units per direction.")
     layers: int = setting(1, min=1, help="BiLSTM layers.")
     dropout: float = setting(0.3, min=0, below=1, help="Dropout on the embeddings and the BiLSTM's output.")
-    unk_dropout: float = setting(
-        0.0,
-        min=0,
-        below=1,
-        help="In training, each character (and, on its own, each bigram) reads as unknown with this probability, "
-        "so the student learns to tag from context what it has not seen.",
-    )
     bigrams: bool = setting(
         True,
         help="Character-bigram embeddings beside the character ones (--no-bigrams: a smaller model and serving "

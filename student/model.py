@@ -23,7 +23,7 @@ from distill.crf import CRF
 from distill.data import allowed_transitions, label_scheme
 from distill.errors import DistillError
 
-from .features import PAD, UNK, Featurizer
+from .features import Featurizer
 from .lstm_pair import lstm_pair
 
 KIND = "student"
@@ -38,8 +38,6 @@ class Architecture:
     dropout: float = 0.3
     bigram_dim: int = 64
     word_dim: int = 16
-    unk_dropout: float = 0.0
-    """In training, the share of character and bigram ids read as unknown."""
 
 
 class BiLstmCrf(nn.Module):
@@ -72,9 +70,6 @@ class BiLstmCrf(nn.Module):
         words: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """[B, T, K] emission scores for [B, T] ids and [B] lengths."""
-        if self.training and self.arch.unk_dropout:
-            chars = self._as_unknown(chars)
-            bigrams = self._as_unknown(bigrams) if bigrams is not None else None
         parts = [self.chars(chars)]
         if self.bigrams is not None:
             parts.append(self.bigrams(bigrams))
@@ -84,11 +79,6 @@ class BiLstmCrf(nn.Module):
         for fwd, bwd in zip(self.forward_layers, self.backward_layers):
             x = self.dropout(lstm_pair(fwd, bwd, x, lengths))  # [B, T, 2H]
         return self.classifier(x)
-
-    def _as_unknown(self, ids: torch.Tensor) -> torch.Tensor:
-        """[B, T] ids with a random ``unk_dropout`` share of the real ones replaced by UNK."""
-        hit = torch.rand(ids.shape, device=ids.device) < self.arch.unk_dropout
-        return ids.masked_fill(hit & (ids != PAD), UNK)
 
 
 @dataclass

@@ -242,9 +242,7 @@ def _network(
     if chars_from is not None:  # every character the source knows gets a row, seen in training or not
         every_char = "".join(sorted(set(featurizer.chars) | set(chars_from.chars)))
         featurizer = Featurizer(every_char, featurizer.bigram_pairs, cfg.jieba)
-    arch = Architecture(
-        cfg.embedding_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.bigram_dim, cfg.word_dim, cfg.unk_dropout
-    )
+    arch = Architecture(cfg.embedding_dim, cfg.hidden, cfg.layers, cfg.dropout, cfg.bigram_dim, cfg.word_dim)
     net = BiLstmCrf(arch, featurizer.num_chars, featurizer.num_bigrams, cfg.jieba, data.labels)
     return net, featurizer, _start_embeddings(net, featurizer, chars_from, cfg.bigram_vectors, rng)
 

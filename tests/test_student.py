@@ -16,7 +16,7 @@ from distill.cli import cli
 from distill.crf import CRF
 from distill.errors import DistillError
 from distill.student.config import StudentTrainConfig
-from distill.student.features import PAD, UNK, Featurizer, bigrams, word_positions
+from distill.student.features import Featurizer, bigrams, word_positions
 from distill.student.losses import emission_kd, hard_nll, marginal_kd, mixed_loss
 from distill.student.lstm_pair import reverse_index
 from distill.student.model import Architecture, BiLstmCrf, Student
@@ -123,23 +123,6 @@ def test_padding_never_changes_a_sentences_emissions():
     alone, _ = student.emissions(["李四"])
     padded, _ = student.emissions(["张三在北京", "李四"])
     torch.testing.assert_close(padded[1, :2], alone[0])
-
-
-def test_unk_dropout_hides_real_ids_in_training_only():
-    torch.manual_seed(0)
-    featurizer = Featurizer.build(["张三在北京工作", "李四"], use_bigrams=True, min_bigram_count=1)
-    net = BiLstmCrf(
-        Architecture(8, 6, 1, 0.0, 4, unk_dropout=0.5), featurizer.num_chars, featurizer.num_bigrams, False, ["O"]
-    )
-    seen = []
-    net.chars.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].clone()))
-    inputs = {k: torch.from_numpy(v) for k, v in featurizer.encode(["张三在北京工作", "李四"]).items()}
-    net.train()(**inputs)
-    hidden = seen[-1] == UNK
-    assert 0 < int(hidden.sum()) < 9 and (seen[-1][1, 2:] == PAD).all()
-    assert (seen[-1][~hidden] == inputs["chars"][~hidden]).all()
-    net.eval()(**inputs)
-    assert torch.equal(seen[-1], inputs["chars"])
 
 
 def test_onnx_export_makes_each_layer_two_lstm_nodes_reading_within_lengths(tmp_path):
