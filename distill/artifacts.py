@@ -171,8 +171,11 @@ def weight_files(directory: Path, config: Mapping) -> list[Path]:
 
 
 def fingerprint(config: Mapping) -> str:
-    """A short identity of a model: its weights' hash and its config (less volatile fields)."""
-    stable = {k: v for k, v in config.items() if k not in ("written_by", "metrics", "training")}
+    """A short identity of a model: its weights' hash and its config, less what a run of the same
+    training leaves different (where it was written, the versions, the scores, and the config's own
+    digest, which covers those): the same command run again into another folder gives the same
+    fingerprint, as it gives the same weights."""
+    stable = {k: v for k, v in config.items() if k not in ("written_by", "metrics", "training", "config_sha256")}
     text = json.dumps(stable, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

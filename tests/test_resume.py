@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from distill.artifacts import load_tensors
+from distill.artifacts import fingerprint, load_tensors, read_config
 from distill.errors import DistillError
 from distill.training import seed_everything
 from tests.conftest import PRECISION, TINY_TRAINING, cli_options
@@ -51,6 +51,7 @@ def resumed_equals_uninterrupted(base: list[str], tmp_path: Path) -> tuple[Path,
     run_killed_then_resumed(distill(*base, "--out", str(cut)), cut, "checkpoint/progress.json")
     same_weights(whole, cut)
     assert dev_scores(whole) == dev_scores(cut)
+    assert fingerprint(read_config(whole)) == fingerprint(read_config(cut))  # the same model, another folder
     return whole, cut
 
 
