@@ -17,8 +17,8 @@ an interrupted one resumed, so the script can be stopped and started again; a fi
 otherwise than planned (another ``--set``, a row edited since, another teacher) stops it. Each run writes
 ``benchmarks/results/<dataset>/<experiment>/<row>-seed<N>/manifest.json``: the command, the
 settings the run resolved, the commit, the machine, the date, the minutes, the teacher's
-fingerprint and what it measured (with its training log beside it). ``python
-benchmarks/summarize.py`` turns the manifests into tables.
+fingerprint (and, for the teacher, its encoder arithmetic) and what it measured (with its training
+log beside it). ``python benchmarks/summarize.py`` turns the manifests into tables.
 """
 
 from __future__ import annotations
@@ -334,6 +334,9 @@ def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path
         "minutes": round(minutes, 2) if minutes is not None else None,
         "metrics": record.get("metrics"),
         "teacher": teacher_of(run, record),
+        # What --precision auto resolved to: a timing decides it on each new machine, so training the
+        # teacher again takes this as --precision.
+        "arithmetic": record.get("encoder_arithmetic") if run.command == "teacher-train" else None,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     for name in ("train_log.jsonl",):

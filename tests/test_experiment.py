@@ -87,6 +87,8 @@ def test_an_experiment_runs_records_manifests_and_skips_what_is_done(tmp_path, t
     teacher = json.loads((results / "tiny" / "teacher" / "teacher" / "manifest.json").read_text())
     cache = json.loads((results / "tiny" / "cache" / "cache" / "manifest.json").read_text())
     assert len(teacher["teacher"]) == 16 and cache["teacher"] == manifest["teacher"] == teacher["teacher"]
+    arithmetic = json.loads((work / "tiny" / "teacher" / "config.json").read_text())["encoder_arithmetic"]
+    assert teacher["arithmetic"] == arithmetic in ("bf16", "fp32") and manifest["arithmetic"] is None
     assert gold["teacher"] is None
 
     again = _drive(experiment, "--work", work, "--results", results)
