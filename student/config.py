@@ -69,7 +69,7 @@ class StudentTrainConfig(RunSettings):
         help="A word2vec file of bigram vectors (with --bigrams). Without it, bigrams start from the mean of "
         "their two characters' --char-vectors.",
     )
-    epochs: int = default(30)
+    epochs: int = default(40)
     lr: float = default(2e-3)
     lr_decay: Literal["none", "linear"] = setting(
         "linear",
