@@ -17,7 +17,7 @@ an interrupted one resumed, so the script can be stopped and started again; a fi
 otherwise than planned (another ``--set``, a row edited since, another teacher) stops it. Each run writes
 ``benchmarks/results/<dataset>/<experiment>/<row>-seed<N>/manifest.json``: the command, the
 settings the run resolved, the commit, the machine, the date, the minutes, the teacher's
-fingerprint (and, for the teacher, its encoder arithmetic) and what it measured (with its training
+fingerprint (and, for the teacher and the cache, the encoder arithmetic) and what it measured (with its training
 log beside it). ``python benchmarks/summarize.py`` turns the manifests into tables.
 """
 
@@ -317,6 +317,16 @@ def teacher_of(run: Run, record: dict) -> str | None:
     return record.get("distillation", {}).get("teacher")
 
 
+def arithmetic_of(run: Run, record: dict) -> str | None:
+    """What ``--precision auto`` resolved to in a finished teacher or cache run (a timing decides it
+    on each new machine, so building the run again takes this as ``--precision``); None for others."""
+    if run.command == "teacher-train":
+        return record.get("encoder_arithmetic")
+    if run.command == "teacher-cache":
+        return record.get("teacher", {}).get("precision")
+    return None
+
+
 def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path:
     """<results>/<dataset>/<experiment>/<name>/manifest.json (and the run's log beside it). ``threads``:
     what ``--jobs`` gave a student run; the run's own ``threads`` setting wins."""
@@ -334,9 +344,7 @@ def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path
         "minutes": round(minutes, 2) if minutes is not None else None,
         "metrics": record.get("metrics"),
         "teacher": teacher_of(run, record),
-        # What --precision auto resolved to: a timing decides it on each new machine, so training the
-        # teacher again takes this as --precision.
-        "arithmetic": record.get("encoder_arithmetic") if run.command == "teacher-train" else None,
+        "arithmetic": arithmetic_of(run, record),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     for name in ("train_log.jsonl",):

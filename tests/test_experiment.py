@@ -89,6 +89,8 @@ def test_an_experiment_runs_records_manifests_and_skips_what_is_done(tmp_path, t
     assert len(teacher["teacher"]) == 16 and cache["teacher"] == manifest["teacher"] == teacher["teacher"]
     arithmetic = json.loads((work / "tiny" / "teacher" / "config.json").read_text())["encoder_arithmetic"]
     assert teacher["arithmetic"] == arithmetic in ("bf16", "fp32") and manifest["arithmetic"] is None
+    cache_index = json.loads((work / "tiny" / "cache" / "index.json").read_text())
+    assert cache["arithmetic"] == cache_index["teacher"]["precision"] in ("bf16", "fp32")
     assert gold["teacher"] is None
 
     again = _drive(experiment, "--work", work, "--results", results)
