@@ -8,8 +8,9 @@ The file names the dataset's teacher (``[teacher]``, teacher-train settings), it
 (``[cache]``), settings every run of a command shares (``[defaults.student-train]``, ...), rows
 (``[[rows]]``: a name, the experiment it belongs to, a command, seeds and settings; a student row
 trains on the file's cache, on another named ``cache = "NAME"`` (``[caches.NAME]``: settings laid
-over ``[cache]``), or with ``cache = false`` on the gold data alone) and the students the deployment
-report measures (``[benchmark]``). Settings are those of the commands,
+over ``[cache]``), or with ``cache = false`` on the gold data alone; with ``vectors = true`` its
+bigrams start from vectors learnt once by ``distill bigram-vectors`` with ``[vectors]``'s settings)
+and the students the deployment report measures (``[benchmark]``). Settings are those of the commands,
 under the same names (``distill student-train --help``); paths are relative to the repository.
 
 Every step is one ``distill`` command line, printed and recorded. A finished step is skipped and
@@ -46,7 +47,7 @@ from distill.cache import INDEX, read_index
 from distill.environment import describe_environment, machine_line
 from distill.errors import DistillError
 from distill.settings import Settings, flag_of, setting_names, settings_fields
-from distill.student.config import StudentTrainConfig
+from distill.student.config import BigramVectorsConfig, StudentTrainConfig
 from distill.teacher.config import CacheConfig, TeacherTrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +55,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 COMMANDS: dict[str, type[Settings]] = {
     "teacher-train": TeacherTrainConfig,
     "teacher-cache": CacheConfig,
+    "bigram-vectors": BigramVectorsConfig,
     "student-train": StudentTrainConfig,
     "benchmark": BenchmarkConfig,
 }
@@ -169,6 +171,16 @@ def plan(spec: dict, work: Path, only: set[str] | None, seeds: list[int] | None,
             )
         return work / caches[name].name
 
+    vectors: list[Run] = []
+
+    def vectors_file() -> Path:
+        """The bigram vectors of the rows that ask for them: learnt once, with [vectors]'s settings."""
+        if not vectors:
+            settings = {"data": spec["data"], **spec.get("vectors", {}), "out": work / "bigram-vectors.bin"}
+            description = "bigram vectors learnt from the training text and unlabeled text"
+            vectors.append(Run("bigram-vectors", "vectors", "bigram-vectors", settings, description))
+        return vectors[0].settings["out"]
+
     if only == set():  # an empty --only asks for the teacher and its cache alone
         cache_dir("")
     rows = []
@@ -185,13 +197,16 @@ def plan(spec: dict, work: Path, only: set[str] | None, seeds: list[int] | None,
                 settings["cache"] = cache_dir("" if cache is True else cache)
             else:
                 settings["data"] = spec["data"]
+            if row.get("vectors"):
+                settings["bigram_vectors"] = vectors_file()
             name = f"{row['name']}-seed{seed}"
             settings["out"] = work / row["experiment"] / name
             rows.append(Run(command, row["experiment"], name, settings, row.get("description", "")))
-    runs = [teacher, *caches.values(), *rows] if caches else rows
+    runs = [teacher, *caches.values(), *vectors, *rows] if caches else [*vectors, *rows]
     for run in runs:
         run.out = Path(run.settings["out"])
-        run.settings.setdefault("resume", True)
+        if any(f.name == "resume" for f in settings_fields(COMMANDS[run.command])):
+            run.settings.setdefault("resume", True)
         run.results = results / dataset / run.experiment / run.name
     return [*runs, *_benchmark(spec, work, runs, results)] if "benchmark" in spec else runs
 
@@ -219,6 +234,9 @@ def finished(run: Run) -> dict | None:
     if run.command == "benchmark":
         path = run.out / REPORT
         return read_json(path, "the benchmark report") if path.is_file() else None
+    if run.command == "bigram-vectors":  # the record beside the vectors is written after them
+        path = Path(f"{run.out}.json")
+        return read_json(path, "the bigram vectors' record") if path.is_file() else None
     if run.command == "teacher-cache":
         record, mark = (read_index(run.out) if (run.out / INDEX).is_file() else {}), "complete"
     else:
@@ -241,10 +259,12 @@ def execute(run: Run, log: Path, env: dict | None) -> float:
 
 
 # Where and how a run works, not what it makes: a folder may be reached by another path, or a run
-# resumed with other threads, and still be the same run.
+# resumed with other threads, and still be the same run (a cache's or bigram vectors' own run says
+# how they were made).
 WHERE_AND_HOW = {
     "out",
     "cache",
+    "bigram_vectors",
     "teacher",
     "resume",
     "overwrite",
@@ -411,7 +431,7 @@ def main() -> None:
 
     students = [run for run in runs if run.command == "student-train"]
     for run in runs:
-        if run.command in ("teacher-train", "teacher-cache"):
+        if run.command in ("teacher-train", "teacher-cache", "bigram-vectors"):
             attempt(run)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         list(pool.map(attempt, students))

@@ -99,7 +99,7 @@ def train_bigram_vectors(cfg: BigramVectorsConfig) -> dict:
         "sentences": len(texts),
         "characters": sum(len(t) for t in texts),
         "text_sha256": _digest(texts),
-        "settings": cfg.as_record(),
+        "training": cfg.as_record(),
     }
     Path(f"{cfg.out}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return record

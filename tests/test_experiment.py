@@ -38,6 +38,10 @@ unlabeled = ["{tiny_teacher["raw"]}"]
 unlabeled = ["{tiny_teacher["raw"]}"]
 shard_size = 32
 
+[vectors]
+unlabeled = ["{tiny_teacher["raw"]}"]
+epochs = 1
+
 [defaults.student-train]
 epochs = 2
 hidden = 8
@@ -55,6 +59,7 @@ settings = {{ alpha = 0.5, T = 2.0 }}
 name = "gold"
 experiment = "no-teacher"
 cache = false
+vectors = true
 seeds = [13]
 settings = {{ alpha = 1.0, threads = 1 }}
 """,
@@ -92,9 +97,14 @@ def test_an_experiment_runs_records_manifests_and_skips_what_is_done(tmp_path, t
     cache_index = json.loads((work / "tiny" / "cache" / "index.json").read_text())
     assert cache["arithmetic"] == cache_index["teacher"]["precision"] in ("bf16", "fp32")
     assert gold["teacher"] is None
+    vectors = json.loads((results / "tiny" / "vectors" / "bigram-vectors" / "manifest.json").read_text())
+    assert vectors["command"].startswith("distill bigram-vectors --data ") and "--unlabeled" in vectors["command"]
+    assert "--bigram-vectors" in gold["command"]
+    assert Path(gold["settings"]["bigram_vectors"]).resolve() == work / "tiny" / "bigram-vectors.bin"
+    assert "--bigram-vectors" not in manifest["command"]
 
     again = _drive(experiment, "--work", work, "--results", results)
-    assert again.returncode == 0 and "$ distill" not in again.stdout and again.stdout.count("done: ") == 5
+    assert again.returncode == 0 and "$ distill" not in again.stdout and again.stdout.count("done: ") == 6
 
 
 def test_a_bad_setting_is_refused_before_anything_runs(tmp_path, tiny_teacher):

@@ -252,7 +252,7 @@ def test_bigram_vectors_learnt_from_text_start_the_students_bigrams(tiny_teacher
     assert first.read_bytes() == again.read_bytes()
     record = json.loads(Path(f"{first}.json").read_text(encoding="utf-8"))
     source = read_word2vec(first)
-    assert source.dim == 4 and record["bigrams"] > 10 and record["settings"]["dim"] == 4
+    assert source.dim == 4 and record["bigrams"] > 10 and record["training"]["dim"] == 4
     assert source.lookup("北京") is not None and source.lookup("。" + END) is not None  # the student's own bigrams
 
     out = tmp_path / "s"
