@@ -40,11 +40,13 @@ def test_a_fresh_runtime_install_predicts_and_serves_without_torch(tiny_teacher,
     line = json.loads(predicted.stdout)
     assert line["text"] == "张三在北京工作。" and all("confidence" in e for e in line["entities"])
 
-    training = subprocess.run(
-        [distill, "student-train", "--out", tmp_path / "s"], capture_output=True, text=True, check=False
-    )
-    assert training.returncode == 1 and 'pip install "distill[train]"' in training.stderr
-    assert "Traceback" not in training.stderr
+    for command in (
+        ["student-train", "--out", tmp_path / "s"],
+        ["bigram-vectors", "--out", tmp_path / "b", "--data", "d"],
+    ):
+        training = subprocess.run([distill, *command], capture_output=True, text=True, check=False)
+        assert training.returncode == 1 and 'pip install "distill[train]"' in training.stderr
+        assert "Traceback" not in training.stderr
 
     port = free_port()
     server = started_server([distill, "serve", student, "--port", port], port)
