@@ -123,6 +123,14 @@ def _relative(value: object) -> str:
     return text
 
 
+def _planned(value: object) -> object:
+    """A planned setting for a manifest: paths (one or a list of them) as :func:`_relative` writes
+    them, numbers and flags as they are."""
+    if isinstance(value, list):
+        return [_planned(item) for item in value]
+    return _relative(value) if isinstance(value, (str, Path)) else value
+
+
 def with_overrides(spec: dict, overrides: list[str]) -> dict:
     """The experiment with ``SECTION.KEY=VALUE`` settings laid over the file's (the last word wins)."""
     sections = {"teacher": ("teacher",), "cache": ("cache",), "benchmark": ("benchmark",), "student": ("student",)}
@@ -356,7 +364,7 @@ def write_manifest(run: Run, minutes: float | None, threads: int | None) -> Path
     manifest = {
         "command": shlex.join(run.command_line()),
         "description": run.description,
-        "settings": record.get("training", {k: _relative(v) for k, v in run.settings.items()}),
+        "settings": record.get("training", {k: _planned(v) for k, v in run.settings.items()}),
         "commit": commit(),
         "machine": machine_line(describe_environment()),
         "threads": (run.settings.get("threads") or threads) if run.command == "student-train" else None,

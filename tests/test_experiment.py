@@ -96,6 +96,7 @@ def test_an_experiment_runs_records_manifests_and_skips_what_is_done(tmp_path, t
     assert teacher["arithmetic"] == arithmetic in ("bf16", "fp32") and manifest["arithmetic"] is None
     cache_index = json.loads((work / "tiny" / "cache" / "index.json").read_text())
     assert cache["arithmetic"] == cache_index["teacher"]["precision"] in ("bf16", "fp32")
+    assert cache["settings"]["unlabeled"] == [str(tiny_teacher["raw"])] and cache["settings"]["shard_size"] == 32
     assert gold["teacher"] is None
     vectors = json.loads((results / "tiny" / "vectors" / "bigram-vectors" / "manifest.json").read_text())
     assert vectors["command"].startswith("distill bigram-vectors --data ") and "--unlabeled" in vectors["command"]
