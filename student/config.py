@@ -113,7 +113,9 @@ class BigramVectorsConfig(Settings):
         help="Raw text to learn from (one sentence or paragraph per line, or People's Daily word/POS; "
         "column and JSON-lines files give their text). Repeatable.",
     )
-    dim: int = setting(64, min=1, help="Width of the vectors; student-train's --bigram-dim (64) takes them whole.")
+    dim: int = setting(
+        64, min=1, help="Width of the vectors; as wide as student-train's --bigram-dim, they are taken whole."
+    )
     window: int = setting(5, min=1, help="Bigrams on each side that count as context.")
     min_count: int = setting(2, min=1, help="Leave out bigrams seen fewer times in the text.")
     negative: int = setting(10, min=1, help="Negative samples per context bigram.")
