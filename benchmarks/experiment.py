@@ -47,6 +47,7 @@ from distill.cache import INDEX, read_index
 from distill.environment import describe_environment, machine_line
 from distill.errors import DistillError
 from distill.settings import Settings, flag_of, setting_names, settings_fields
+from distill.student.bigram_vectors import record_path
 from distill.student.config import BigramVectorsConfig, StudentTrainConfig
 from distill.teacher.config import CacheConfig, TeacherTrainConfig
 
@@ -236,14 +237,15 @@ def _benchmark(spec: dict, work: Path, runs: list[Run], results: Path) -> list[R
 
 
 def finished(run: Run) -> dict | None:
-    """What a finished run left (the model's config.json, the cache's index, the report), read and
-    checked as distill reads it; None for a run not started or cut short: a trainer's config and a
-    cache's index are marked complete at the end, a report is written whole."""
+    """What a finished run left (the model's config.json, the cache's index, the report, the bigram
+    vectors' record), read and checked as distill reads it; None for a run not started or cut short:
+    a trainer's config and a cache's index are marked complete at the end, a report is written whole,
+    the vectors' record after them."""
     if run.command == "benchmark":
         path = run.out / REPORT
         return read_json(path, "the benchmark report") if path.is_file() else None
-    if run.command == "bigram-vectors":  # the record beside the vectors is written after them
-        path = Path(f"{run.out}.json")
+    if run.command == "bigram-vectors":
+        path = record_path(run.out)
         return read_json(path, "the bigram vectors' record") if path.is_file() else None
     if run.command == "teacher-cache":
         record, mark = (read_index(run.out) if (run.out / INDEX).is_file() else {}), "complete"

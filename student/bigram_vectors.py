@@ -27,6 +27,11 @@ from .config import MAX_LEN, BigramVectorsConfig
 from .features import bigrams
 
 
+def record_path(vectors: Path) -> Path:
+    """Where the record of what made ``vectors`` goes: beside them, written after them."""
+    return Path(f"{vectors}.json")
+
+
 def corpus_texts(cfg: BigramVectorsConfig) -> list[str]:
     """The sentences to learn from: each --unlabeled file's, then the training split's of --data."""
     texts = [s.text for path in cfg.unlabeled for s in read_raw_text(path, max_len=MAX_LEN)]
@@ -60,7 +65,7 @@ def _digest(texts: Sequence[str]) -> str:
 
 
 def train_bigram_vectors(cfg: BigramVectorsConfig) -> dict:
-    """Train, write ``cfg.out`` (binary word2vec) and ``cfg.out`` + ``.json`` (what made it); return that record."""
+    """Train, write ``cfg.out`` (binary word2vec) and :func:`record_path` (what made it); return that record."""
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
 
@@ -101,5 +106,5 @@ def train_bigram_vectors(cfg: BigramVectorsConfig) -> dict:
         "text_sha256": _digest(texts),
         "training": cfg.as_record(),
     }
-    Path(f"{cfg.out}.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    record_path(cfg.out).write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return record

@@ -236,6 +236,7 @@ def test_a_student_started_from_lac_predicts_without_reading_lac(tiny_teacher, t
 
 
 def test_bigram_vectors_learnt_from_text_start_the_students_bigrams(tiny_teacher, tmp_path):
+    from distill.student.bigram_vectors import record_path
     from distill.student.config import StudentTrainConfig
     from distill.student.features import END
     from distill.student.train import train_student
@@ -250,7 +251,7 @@ def test_bigram_vectors_learnt_from_text_start_the_students_bigrams(tiny_teacher
     # one thread: the same file from every process, whatever its string hashes
     first, again = learn(tmp_path / "a" / "bigrams.bin", "1"), learn(tmp_path / "b" / "bigrams.bin", "2")
     assert first.read_bytes() == again.read_bytes()
-    record = json.loads(Path(f"{first}.json").read_text(encoding="utf-8"))
+    record = json.loads(record_path(first).read_text(encoding="utf-8"))
     source = read_word2vec(first)
     assert source.dim == 4 and record["bigrams"] > 10 and record["training"]["dim"] == 4
     assert source.lookup("北京") is not None and source.lookup("。" + END) is not None  # the student's own bigrams
