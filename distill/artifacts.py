@@ -55,11 +55,13 @@ def read_json(path: Path, what: str) -> dict:
         raise DistillError(f"{path} is not valid JSON ({err}); {what} is corrupt") from None
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(*paths: Path) -> str:
+    """The SHA-256 of a file's bytes; of several files', one after the other."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
+    for path in paths:
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
     return digest.hexdigest()
 
 

@@ -19,7 +19,6 @@ student's weights: a trained student never reads the source again.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.artifacts import member_dirs, read_config, read_model_dir
+from distill.artifacts import member_dirs, read_config, read_model_dir, sha256_file
 from distill.errors import DistillError
 
 Lookup = Callable[[str], "np.ndarray | None"]
@@ -45,15 +44,6 @@ class VectorSource:
     chars: str = ""
     """The single characters it holds a vector for: a student's vocabulary takes them all, so a
     character unseen in training still starts from its vector."""
-
-
-def _sha256(*paths: Path) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 # ---- Paddle LoDTensor files (LAC's parameters) ------------------------------------------------
@@ -202,7 +192,7 @@ def lac_source(directory: Path | None = None) -> VectorSource:
                 return table[rows[candidate]]
         return None
 
-    return VectorSource("lac", table.shape[1], lookup, _sha256(words, weights), "".join(rows))
+    return VectorSource("lac", table.shape[1], lookup, sha256_file(words, weights), "".join(rows))
 
 
 # ---- a teacher's input embeddings ---------------------------------------------------------------
@@ -224,7 +214,7 @@ def teacher_source(teacher_dir: Path) -> VectorSource:
     def lookup(char: str) -> np.ndarray | None:
         return table[char_to_id[char]] if char in char_to_id else None
 
-    sha256 = _sha256(Path(teacher_dir) / "model.safetensors")
+    sha256 = sha256_file(Path(teacher_dir) / "model.safetensors")
     return VectorSource("teacher", table.shape[1], lookup, sha256, "".join(sorted(char_to_id)))
 
 
@@ -249,7 +239,7 @@ def read_word2vec(path: Path, keep: Callable[[str], bool] = lambda entry: True) 
         raise DistillError(f"{path}: no vectors read (or none for this corpus's entries)")
     dim = len(next(iter(vectors.values())))
     chars = "".join(sorted(entry for entry in vectors if len(entry) == 1))
-    return VectorSource(str(path), dim, vectors.get, _sha256(path), chars)
+    return VectorSource(str(path), dim, vectors.get, sha256_file(path), chars)
 
 
 def _looks_binary(sample: bytes) -> bool:
