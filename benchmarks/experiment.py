@@ -40,7 +40,7 @@ from pathlib import Path
 import tomllib
 from timing import commit
 
-from distill.artifacts import CONFIG, fingerprint, read_config, read_json
+from distill.artifacts import CONFIG, fingerprint, read_config, read_json, sha256_file
 from distill.benchmark.config import BenchmarkConfig
 from distill.benchmark.report import REPORT
 from distill.cache import INDEX, read_index
@@ -269,8 +269,8 @@ def execute(run: Run, log: Path, env: dict | None) -> float:
 
 
 # Where and how a run works, not what it makes: a folder may be reached by another path, or a run
-# resumed with other threads, and still be the same run (a cache's or bigram vectors' own run says
-# how they were made).
+# resumed with other threads, and still be the same run (a cache's own run says how it was made, and
+# a student's bigram vectors are compared by their bytes' SHA-256).
 WHERE_AND_HOW = {
     "out",
     "cache",
@@ -288,20 +288,35 @@ WHERE_AND_HOW = {
 def made_otherwise(run: Run, record: dict) -> list[str]:
     """How a finished run differs from the one this call plans (``setting: made with X, planned Y``):
     its teacher against the one it would use now (a cache's: the teacher in its folder; a
-    student's: the one that built its cache), and a trainer's recorded training settings against the
-    planned ones. A folder made by another call (another ``--set``, a row edited since, a teacher
-    trained again) would otherwise be taken as done."""
+    student's: the one that built its cache), a student's bigram vectors against the planned file,
+    and a trainer's recorded training settings against the planned ones. A folder made by another
+    call (another ``--set``, a row edited since, a teacher trained again) would otherwise be taken
+    as done."""
     differences = []
     made_by, now = teacher_of(run, record), _teacher_now(run)
     if now is not None and made_by != now:
         differences.append(f"teacher: made with {made_by!r}, planned {now!r}")
     made = record.get("training") or {}
+    if run.command == "student-train" and (vectors := _vectors_differ(run, record)):
+        differences.append(vectors)
     planned = COMMANDS[run.command](**run.settings).as_record() if made else {}
     return differences + [
         f"{name}: made with {made[name]!r}, planned {value!r}"
         for name, value in planned.items()
         if name not in WHERE_AND_HOW and name in made and made[name] != value
     ]
+
+
+def _vectors_differ(run: Run, record: dict) -> str | None:
+    """A finished student's bigram vectors against the planned ones, compared by their SHA-256 (the
+    same file may be reached by two paths); None where they agree, or where the planned file is still
+    to be learnt and the student had one."""
+    made = record["bigram_vectors"]["sha256"] if record.get("training", {}).get("bigram_vectors") else None
+    path = run.settings.get("bigram_vectors")
+    if path is not None and not Path(path).is_file():  # still to be learnt: only its absence can differ
+        return None if made else "bigram vectors: made without, planned from a file not learnt yet"
+    planned = sha256_file(Path(path)) if path else None
+    return None if made == planned else f"bigram vectors (SHA-256): made from {made!r}, planned {planned!r}"
 
 
 def _teacher_now(run: Run) -> str | None:

@@ -216,6 +216,38 @@ def test_a_folder_made_with_other_settings_is_refused(tmp_path):
         driver.refuse_made_otherwise([run])
 
 
+def test_a_student_of_other_bigram_vectors_is_refused(tmp_path):
+    driver = import_script(DRIVER)
+    vectors = tmp_path / "bigrams.bin"
+    vectors.write_bytes(b"first")
+    settings = {"data": "data", "bigram_vectors": vectors, "out": tmp_path / "s"}
+    run = driver.Run("student-train", "kd", "row-seed13", settings)
+    run.out = tmp_path / "s"
+    run.check()
+    record = {
+        "kind": "student",
+        "training": driver.COMMANDS["student-train"](**run.settings).as_record() | {"bigram_vectors": "elsewhere"},
+        "bigram_vectors": {"sha256": driver.sha256_file(vectors)},
+        "training_complete": True,
+    }
+    assert driver.made_otherwise(run, record) == []  # the same bytes, reached by another path
+
+    vectors.write_bytes(b"second")  # learnt again, otherwise
+    assert driver.made_otherwise(run, record) == [
+        f"bigram vectors (SHA-256): made from {record['bigram_vectors']['sha256']!r}, "
+        f"planned {driver.sha256_file(vectors)!r}"
+    ]
+    vectors.unlink()  # still to be learnt: only a student made without vectors can be told apart
+    assert driver.made_otherwise(run, record) == []
+    without = record | {"training": record["training"] | {"bigram_vectors": None}}
+    assert driver.made_otherwise(run, without) == ["bigram vectors: made without, planned from a file not learnt yet"]
+    run.settings["bigram_vectors"] = None  # the row no longer asks for vectors
+    assert driver.made_otherwise(run, without) == []
+    assert driver.made_otherwise(run, record) == [
+        f"bigram vectors (SHA-256): made from {record['bigram_vectors']['sha256']!r}, planned None"
+    ]
+
+
 def test_a_cache_or_student_of_another_teacher_is_refused(tmp_path):
     driver = import_script(DRIVER)
     teacher, cache = tmp_path / "teacher", tmp_path / "cache"
