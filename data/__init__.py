@@ -7,7 +7,15 @@ Readers yield :class:`Sentence` objects (characters + BIOES tags, or characters 
 
 from .batching import bucket_batches, pad
 from .column import read_column, write_column
-from .datasets import DEV_FRACTION, SPLITS, Dataset, default_unlabeled_path, embedded_dataset, load_dataset
+from .datasets import (
+    DEV_FRACTION,
+    SPLITS,
+    Dataset,
+    default_unlabeled_path,
+    embedded_dataset,
+    load_dataset,
+    plain_texts,
+)
 from .errors import DataError
 from .formats import FORMATS, read_file, read_raw_text, sniff_format, write_file
 from .jsonl import read_jsonl, write_jsonl
@@ -54,6 +62,7 @@ __all__ = [
     "label_set",
     "load_dataset",
     "pad",
+    "plain_texts",
     "read_column",
     "read_file",
     "read_jsonl",

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DataError
-from .formats import read_file
+from .formats import read_file, read_raw_text
+from .rawtext import split_sentences
 from .report import ReadReport
 from .sentence import Sentence
 
@@ -187,6 +188,17 @@ def load_dataset(path: str | Path | None = None) -> Dataset:
         splits.update(_carved(splits["train"].path))
         notes.append(_CARVE_NOTE)
     return Dataset(path.name, "generic", splits, notes=notes)
+
+
+def plain_texts(unlabeled: Sequence[str | Path], data: str | Path | None, max_len: int) -> list[str]:
+    """Text to learn from without its tags: each ``unlabeled`` file's sentences, then those of the
+    training split of ``data`` (a dataset, or None), all cut at sentence ends into pieces of at most
+    ``max_len`` characters as student-train and prediction cut them; blank pieces left out."""
+    texts = [s.text for path in unlabeled for s in read_raw_text(path, max_len=max_len)]
+    if data is not None:
+        for sentence in load_dataset(data).sentences("train"):
+            texts += [sentence.text[start:end] for start, end in split_sentences(sentence.text, max_len)]
+    return [t for t in texts if t.strip()]
 
 
 def _package_file(distribution: str, relative: str, pin: str) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from distill.data import load_dataset, read_raw_text, split_sentences
+from distill.data import plain_texts
 from distill.errors import DistillError
 
 from .config import MAX_LEN, BigramVectorsConfig
@@ -34,11 +34,7 @@ def record_path(vectors: Path) -> Path:
 
 def corpus_texts(cfg: BigramVectorsConfig) -> list[str]:
     """The sentences to learn from: each --unlabeled file's, then the training split's of --data."""
-    texts = [s.text for path in cfg.unlabeled for s in read_raw_text(path, max_len=MAX_LEN)]
-    if cfg.data is not None:
-        for sentence in load_dataset(cfg.data).sentences("train"):  # cut as student-train cuts it
-            texts += [sentence.text[start:end] for start, end in split_sentences(sentence.text, MAX_LEN)]
-    texts = [t for t in texts if t.strip()]
+    texts = plain_texts(cfg.unlabeled, cfg.data, MAX_LEN)
     if not texts:
         raise DistillError("nothing to learn bigram vectors from: give --data, --unlabeled text files, or both")
     return texts

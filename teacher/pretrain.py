@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from distill.artifacts import sha256_file
 from distill.checkpoint import Checkpointer, start_run
-from distill.data import bucket_batches, load_dataset, read_raw_text
+from distill.data import bucket_batches, plain_texts
 from distill.errors import DistillError
 from distill.loop import EpochResult, Loop, fit
 from distill.training import JsonlLog, Processes, adamw, resolve_device, seed_everything, use_threads
@@ -100,18 +100,10 @@ class Masker:
 
 def corpus_texts(cfg: PretrainConfig) -> list[str]:
     """The sentences to pretrain on: each --unlabeled file's, then the training split's of --data."""
-    texts = [s.text for path in cfg.unlabeled for s in read_raw_text(path, max_len=cfg.max_len)]
-    if cfg.data is not None:
-        dataset = load_dataset(cfg.data)
-        texts += [piece for s in dataset.sentences("train") for piece in _cut(s.text, cfg.max_len)]
-    texts = [t for t in texts if t.strip()]
+    texts = plain_texts(cfg.unlabeled, cfg.data, cfg.max_len)
     if not texts:
         raise DistillError("nothing to pretrain on: give --unlabeled text files or --data")
     return texts[: cfg.max_sentences] if cfg.max_sentences else texts
-
-
-def _cut(text: str, width: int) -> list[str]:
-    return [text[i : i + width] for i in range(0, len(text), width)]
 
 
 def split_held_out(texts: Sequence[str], count: int) -> tuple[list[str], list[str]]:

@@ -129,7 +129,7 @@ def test_held_out_sentences_are_spread_over_the_corpus():
     assert split_held_out(texts[:15], 10) == (texts[:15], [])  # too few to spare
 
 
-def test_the_corpus_is_the_raw_text_then_a_datasets_training_text_in_pieces_of_max_len(pretrained, tmp_path):
+def test_the_corpus_is_the_raw_text_then_a_datasets_training_text_cut_to_max_len(pretrained, tmp_path):
     cfg = PretrainConfig(out=tmp_path, unlabeled=[str(pretrained["raw"])], data=str(pretrained["data"]), max_len=5)
     texts = corpus_texts(cfg)
     train = [s.text for s in load_dataset(pretrained["data"]).sentences("train")]
