@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import tomllib
 from timing import commit
 
 from distill.artifacts import CONFIG, fingerprint, read_config, read_json, sha256_file
@@ -46,7 +45,7 @@ from distill.benchmark.report import REPORT
 from distill.cache import INDEX, read_index
 from distill.environment import describe_environment, machine_line
 from distill.errors import DistillError
-from distill.settings import Settings, flag_of, setting_names, settings_fields
+from distill.settings import Settings, flag_of, setting_names, settings_fields, tomllib
 from distill.student.bigram_vectors import record_path
 from distill.student.config import BigramVectorsConfig, StudentTrainConfig
 from distill.teacher.config import CacheConfig, TeacherTrainConfig

@@ -2,7 +2,7 @@
 
 Routes: ``POST /predict`` ``{"texts": [...]}`` -> ``{"results": [{"text", "entities": [{"type",
 "text", "start", "end", "confidence"}]}]}``; ``GET /health`` (with counts of requests and
-batches); ``GET /metadata`` (labels, runtime, fingerprint, version).
+batches; 503 if the batching task has stopped); ``GET /metadata`` (labels, runtime, fingerprint, version).
 
 Concurrent requests are micro-batched: the first request in opens a window of ``batch_window_ms``
 milliseconds, and the texts of every request that arrives in it (up to ``max_batch`` texts) are
@@ -117,7 +117,7 @@ class MicroBatcher:
                     item = (
                         await asyncio.wait_for(self.queue.get(), max(left, 0)) if left > 0 else self.queue.get_nowait()
                     )
-                except (TimeoutError, asyncio.QueueEmpty):
+                except (asyncio.TimeoutError, asyncio.QueueEmpty):  # not the builtin TimeoutError before 3.11
                     break
                 batch.append(item)
                 size += len(item[0])
@@ -126,13 +126,15 @@ class MicroBatcher:
                 entities = await loop.run_in_executor(None, self.predict, texts)
             except Exception as err:  # every waiting request learns of it; the server goes on
                 for _, future in batch:
-                    future.set_exception(err)
+                    if not future.done():
+                        future.set_exception(err)
                 continue
             self.requests, self.batches = self.requests + len(batch), self.batches + 1
             self.largest_batch = max(self.largest_batch, len(batch))
             at = 0
             for request, future in batch:
-                future.set_result(entities[at : at + len(request)])
+                if not future.done():  # a request cancelled while it waited (its client gone) wants nothing
+                    future.set_result(entities[at : at + len(request)])
                 at += len(request)
 
 
@@ -150,6 +152,7 @@ def create_app(model: Model, cfg: ServeConfig) -> Starlette:
             return json_line(content).encode("utf-8")
 
     batcher: MicroBatcher | None = None
+    batching: asyncio.Task | None = None
     metadata = {
         "model": str(cfg.model),
         "kind": model.kind,
@@ -159,7 +162,16 @@ def create_app(model: Model, cfg: ServeConfig) -> Starlette:
         "version": __version__,
     }
 
+    def stopped() -> JSONResponse | None:
+        """503, naming the error, once the batching task has stopped: no request would be answered."""
+        if batching is None or not batching.done():
+            return None
+        error = None if batching.cancelled() else batching.exception()
+        return JSONResponse({"status": "error", "error": f"the batching task stopped: {error!r}"}, 503)
+
     async def predict(request: Request) -> JSONResponse:
+        if down := stopped():
+            return down
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > cfg.max_body_bytes:
             return JSONResponse({"error": f"the body has {declared} bytes; at most {cfg.max_body_bytes}"}, 413)
@@ -172,6 +184,8 @@ def create_app(model: Model, cfg: ServeConfig) -> Starlette:
         return JSONResponse({"results": results})
 
     async def health(request: Request) -> JSONResponse:
+        if down := stopped():
+            return down
         counts = {"requests": batcher.requests, "batches": batcher.batches, "largest_batch": batcher.largest_batch}
         return JSONResponse({"status": "ok", **counts})
 
@@ -180,11 +194,11 @@ def create_app(model: Model, cfg: ServeConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        nonlocal batcher
+        nonlocal batcher, batching
         batcher = MicroBatcher(model.predict, cfg.batch_window_ms / 1000, cfg.max_batch)
-        task = asyncio.create_task(batcher.run())
+        batching = asyncio.create_task(batcher.run())
         yield
-        task.cancel()
+        batching.cancel()
 
     routes = [
         Route("/predict", predict, methods=["POST"]),

@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import math
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable
@@ -24,6 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import DistillError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, from PyPI (setup.cfg requires it before 3.11)
+    import tomli as tomllib
 
 
 def setting(
@@ -326,11 +332,6 @@ def _read_config_file(cls: type[Settings], ctx: Any, _param: Any, path: Path | N
 def read_toml(path: Path, cls: type[Settings]) -> dict[str, Any]:
     """The settings a TOML file gives for ``cls``: keys are field names, with ``-`` or ``_``, or an
     option's own name (``T``). Unknown keys and a malformed file are refused, naming the file."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:

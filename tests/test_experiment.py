@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from distill.artifacts import write_config
 from distill.cache import write_index
 from distill.errors import DistillError
+from distill.settings import tomllib
 from tests.conftest import import_script
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,6 @@
 """The runtime install (`pip install distill`, no extras): predicts and serves an exported
-student in a fresh virtual environment that has no torch, and says what a training command needs."""
+student in a fresh virtual environment that has no torch, and says what a training command needs;
+under this Python and under the oldest that setup.cfg allows (3.10), where one is installed."""
 
 from __future__ import annotations
 
@@ -8,18 +9,30 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+
 from distill.student.config import StudentTrainConfig
 from distill.student.export import export_onnx
 from distill.student.train import train_student
-from tests.tiny import free_port, source_copy, started_server
+from tests.tiny import free_port, oldest_python, source_copy, started_server
+
+OLDEST = oldest_python()
 
 
-def test_a_fresh_runtime_install_predicts_and_serves_without_torch(tiny_teacher, tmp_path):
+@pytest.mark.parametrize(
+    "python",
+    [
+        sys.executable,
+        pytest.param(OLDEST, marks=pytest.mark.skipif(OLDEST is None, reason="no Python 3.10 interpreter here")),
+    ],
+    ids=["this-python", "python3.10"],
+)
+def test_a_fresh_runtime_install_predicts_and_serves_without_torch(python, tiny_teacher, tmp_path):
     student = tmp_path / "student"
     train_student(StudentTrainConfig(out=student, cache=tiny_teacher["cache"], epochs=2, hidden=8, embedding_dim=16))
     export_onnx(student)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
     python, distill = venv / "bin" / "python", venv / "bin" / "distill"
     install = subprocess.run(
         [python, "-m", "pip", "install", "--quiet", str(source_copy(tmp_path / "source"))],
@@ -49,7 +62,9 @@ def test_a_fresh_runtime_install_predicts_and_serves_without_torch(tiny_teacher,
         assert "Traceback" not in training.stderr
 
     port = free_port()
-    server = started_server([distill, "serve", student, "--port", port], port)
+    settings = tmp_path / "serve.toml"  # --config too: its TOML parser differs before Python 3.11
+    settings.write_text(f"port = {port}\nbatch_window_ms = 5\n", encoding="utf-8")
+    server = started_server([distill, "serve", student, "--config", settings], port)
     try:
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/predict", data=json.dumps({"texts": ["李四在上海"]}).encode(), method="POST"

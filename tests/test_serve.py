@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sys
@@ -14,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from distill.api import load_model
-from distill.serve import ServeConfig, create_app
+from distill.serve import MicroBatcher, ServeConfig, create_app
 from distill.student.config import StudentTrainConfig
 from distill.student.export import export_onnx
 from distill.student.train import train_student
@@ -97,6 +98,33 @@ def test_concurrent_requests_are_tagged_as_one_batch(served_student):
         client.post("/predict", json={"texts": [TEXTS[0]]})
         client.post("/predict", json={"texts": [TEXTS[1]]})
         assert client.get("/health").json()["batches"] == 2
+
+
+def test_a_request_cancelled_while_it_waits_leaves_the_batcher_serving():
+    async def scenario() -> None:
+        batcher = MicroBatcher(lambda texts: [[t] for t in texts], window=0.05, max_batch=32)
+        batching = asyncio.create_task(batcher.run())
+        gone = asyncio.create_task(batcher.submit(["a"]))
+        kept = asyncio.create_task(batcher.submit(["b"]))
+        await asyncio.sleep(0)  # both queued, in one window
+        gone.cancel()  # its client went away
+        assert await asyncio.wait_for(kept, 5) == [["b"]]
+        assert await asyncio.wait_for(batcher.submit(["c"]), 5) == [["c"]]
+        batching.cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_stopped_batcher_is_a_503_not_a_request_that_never_ends(served_student, monkeypatch):
+    async def broken(self) -> None:
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(MicroBatcher, "run", broken)
+    with _client(served_student) as client:
+        health = client.get("/health")
+        assert health.status_code == 503 and "RuntimeError('broken')" in health.json()["error"]
+        answer = client.post("/predict", json={"texts": [TEXTS[0]]})
+        assert answer.status_code == 503 and health.json()["status"] == "error"
 
 
 def test_sigterm_lets_the_request_in_flight_finish(served_student):

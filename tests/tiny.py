@@ -98,6 +98,22 @@ def source_copy(directory: Path) -> Path:
     return directory
 
 
+def oldest_python() -> str | None:
+    """An interpreter of the oldest Python that setup.cfg allows (3.10): ``python3.10`` on the PATH, or
+    pyenv's; None where none runs."""
+    import glob
+    import os
+    import shutil
+    import subprocess
+
+    pyenv = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python3.10")))
+    for candidate in [shutil.which("python3.10"), *pyenv]:
+        check = [candidate, "-c", "import sys; assert sys.version_info[:2] == (3, 10)"] if candidate else None
+        if check and subprocess.run(check, capture_output=True, check=False).returncode == 0:
+            return candidate
+    return None
+
+
 def free_port() -> int:
     import socket
 
