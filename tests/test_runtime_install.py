@@ -53,13 +53,19 @@ def test_a_fresh_runtime_install_predicts_and_serves_without_torch(python, tiny_
     line = json.loads(predicted.stdout)
     assert line["text"] == "张三在北京工作。" and all("confidence" in e for e in line["entities"])
 
+    listed = subprocess.run([distill, "--help"], capture_output=True, text=True, check=False)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr[-2000:]
+    assert all(name in listed.stdout for name in ("teacher-train", "teacher-cache", "student-train", "serve"))
     for command in (
-        ["student-train", "--out", tmp_path / "s"],
+        ["student-train", "--out", tmp_path / "s"],  # imports torch as it runs
         ["bigram-vectors", "--out", tmp_path / "b", "--data", "d"],
+        ["teacher-cache", tmp_path / "t", "--out", tmp_path / "c"],  # its module imports transformers
+        ["teacher-train", "--help"],
     ):
         training = subprocess.run([distill, *command], capture_output=True, text=True, check=False)
-        assert training.returncode == 1 and 'pip install "distill[train]"' in training.stderr
-        assert "Traceback" not in training.stderr
+        said = training.stdout + training.stderr
+        assert f"distill {command[0]} needs the training stack" in said and 'pip install "distill[train]"' in said
+        assert training.returncode == (0 if "--help" in command else 1) and "Traceback" not in said
 
     port = free_port()
     settings = tmp_path / "serve.toml"  # --config too: its TOML parser differs before Python 3.11

@@ -67,22 +67,23 @@ class LazyGroup(click.Group):
         return sorted({*super().list_commands(ctx), *self.lazy})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in self.lazy:
-            module, attr = self.lazy[name].split(":")
+        if name not in self.lazy:
+            return super().get_command(ctx, name)
+        module, attr = self.lazy[name].split(":")
+        try:
             return getattr(importlib.import_module(module, __package__), attr)
-        return super().get_command(ctx, name)
+        except ModuleNotFoundError as err:  # a command whose module imports the training stack
+            if not _lacks_training_stack(ctx, err):
+                raise
+            return _stand_in(name, _training_stack_message(name, err))
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except ModuleNotFoundError as err:
-            if (err.name or "").split(".")[0] not in TRAINING_STACK or ctx.find_root().params.get("debug"):
+        except ModuleNotFoundError as err:  # a command that imports the training stack as it runs
+            if not _lacks_training_stack(ctx, err):
                 raise
-            command = ctx.invoked_subcommand or "this command"
-            raise click.ClickException(
-                f"distill {command} needs the training stack, which this install lacks (no module {err.name!r}): "
-                'pip install "distill[train]"'
-            ) from None
+            raise click.ClickException(_training_stack_message(ctx.invoked_subcommand, err)) from None
         except _user_error_types() as err:
             if ctx.find_root().params.get("debug"):
                 raise
@@ -90,6 +91,34 @@ class LazyGroup(click.Group):
             if isinstance(err, OSError) and err.filename:
                 message = f"{err.filename}: {err.strerror}"
             raise click.ClickException(message + "\n(run with --debug for a traceback)") from None
+
+
+def _lacks_training_stack(ctx: click.Context, err: ModuleNotFoundError) -> bool:
+    """Whether ``err`` is a module of ``distill[train]`` missing, to be said in one line (not with --debug)."""
+    return (err.name or "").split(".")[0] in TRAINING_STACK and not ctx.find_root().params.get("debug")
+
+
+def _training_stack_message(command: str | None, err: ModuleNotFoundError) -> str:
+    return (
+        f"distill {command} needs the training stack, which this install lacks (no module {err.name!r}): "
+        'pip install "distill[train]"'
+    )
+
+
+def _stand_in(name: str, message: str) -> click.Command:
+    """What ``distill --help`` lists, and ``distill NAME`` runs, for a command this install cannot
+    import: its help and its run both say what to install."""
+
+    def refuse(**_: object) -> None:
+        raise click.ClickException(message)
+
+    return click.Command(
+        name,
+        callback=refuse,
+        help=message,
+        short_help='Needs the training stack: pip install "distill[train]".',
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
