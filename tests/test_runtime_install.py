@@ -11,6 +11,8 @@ import urllib.request
 
 import pytest
 
+from distill.api import load_model
+from distill.data import load_dataset
 from distill.student.config import StudentTrainConfig
 from distill.student.export import export_onnx
 from distill.student.train import train_student
@@ -29,7 +31,8 @@ OLDEST = oldest_python()
 )
 def test_a_fresh_runtime_install_predicts_and_serves_without_torch(python, tiny_teacher, tmp_path):
     student = tmp_path / "student"
-    train_student(StudentTrainConfig(out=student, cache=tiny_teacher["cache"], epochs=2, hidden=8, embedding_dim=16))
+    recipe = {"epochs": 40, "hidden": 16, "embedding_dim": 16, "lr": 0.01}  # enough to tag the test split right
+    train_student(StudentTrainConfig(out=student, cache=tiny_teacher["cache"], **recipe))
     export_onnx(student)
     venv = tmp_path / "venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
@@ -52,6 +55,17 @@ def test_a_fresh_runtime_install_predicts_and_serves_without_torch(python, tiny_
     assert predicted.returncode == 0, predicted.stderr
     line = json.loads(predicted.stdout)
     assert line["text"] == "张三在北京工作。" and all("confidence" in e for e in line["entities"])
+
+    scored = subprocess.run(
+        [distill, "evaluate", student, "--runtime", "onnx", "--data", tiny_teacher["data"], "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert scored.returncode == 0, scored.stderr
+    sentences, _ = load_dataset(tiny_teacher["data"]).load("test")
+    in_torch = load_model(student).evaluate(sentences).overall.f1
+    assert in_torch > 0.5 and json.loads(scored.stdout)["overall"]["f1"] == pytest.approx(in_torch)
 
     listed = subprocess.run([distill, "--help"], capture_output=True, text=True, check=False)
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr[-2000:]

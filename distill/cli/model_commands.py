@@ -21,6 +21,15 @@ batch_size_option = click.option(
     help="Most sentences tagged at once (batches are also capped in characters).",
 )
 device_option = click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+runtime_option = click.option(
+    "--runtime",
+    type=click.Choice(RUNTIMES),
+    default="torch",
+    show_default=True,
+    help="onnx: a student's ONNX export on onnxruntime, never importing torch; onnx-int8: the same, "
+    "quantised to INT8 (fastest on CPU); int8: PyTorch dynamic quantisation; bf16: a teacher's encoder "
+    "under bf16 autocast (fast on CUDA and CPUs with AVX512-BF16 or AMX).",
+)
 threads_option = click.option(
     "--threads",
     default=0,
@@ -35,27 +44,44 @@ threads_option = click.option(
 @click.option("--split", default="test", show_default=True, help="The labeled split to score: train, dev or test.")
 @batch_size_option
 @device_option
+@runtime_option
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate(
-    model_dir: Path, data: str | None, split: str, batch_size: int, device: str, threads: int, as_json: bool
+    model_dir: Path,
+    data: str | None,
+    split: str,
+    batch_size: int,
+    device: str,
+    runtime: str,
+    threads: int,
+    as_json: bool,
 ) -> None:
-    """Entity precision, recall and F1 of MODEL_DIR on a labeled split, overall and per type.
+    """Entity precision, recall and F1 of MODEL_DIR on a labeled split, overall and per type, as
+    it runs on --runtime (a student's ONNX export scores without torch).
 
     \b
-    Example:
+    Examples:
       distill evaluate runs/resume-teacher --data ../shared/data/resume --split test
+      distill evaluate runs/resume-student --runtime onnx-int8 --data ../shared/data/resume
     """
     from distill.api import load_model
     from distill.data import load_dataset
 
-    model = load_model(model_dir, device, threads=threads)
+    model = load_model(model_dir, device, runtime, threads=threads)
     sentences, _ = load_dataset(data).load(split)
     scores = model.evaluate(sentences, batch_size)
     if as_json:
         click.echo(
             json.dumps(
-                {"model": str(model_dir), "kind": model.kind, "data": data, "split": split, **scores.as_dict()},
+                {
+                    "model": str(model_dir),
+                    "kind": model.kind,
+                    "runtime": runtime,
+                    "data": data,
+                    "split": split,
+                    **scores.as_dict(),
+                },
                 indent=2,
             )
         )
@@ -66,7 +92,7 @@ def evaluate(
     ]
     o = scores.overall
     rows.append(["overall", f"{o.precision * 100:.2f}", f"{o.recall * 100:.2f}", f"{o.f1 * 100:.2f}", o.support])
-    click.echo(f"{model.kind} {model_dir} on {data or 'default'} / {split} ({len(sentences)} sentences)\n")
+    click.echo(f"{model.kind} {model_dir} [{runtime}] on {data or 'default'} / {split} ({len(sentences)} sentences)\n")
     click.echo(render_table(["type", "precision", "recall", "F1", "support"], rows))
 
 
@@ -81,15 +107,7 @@ def evaluate(
 )
 @batch_size_option
 @device_option
-@click.option(
-    "--runtime",
-    type=click.Choice(RUNTIMES),
-    default="torch",
-    show_default=True,
-    help="onnx: a student's ONNX export on onnxruntime, never importing torch; onnx-int8: the same, "
-    "quantised to INT8 (fastest on CPU); int8: PyTorch dynamic quantisation; bf16: a teacher's encoder "
-    "under bf16 autocast (fast on CUDA and CPUs with AVX512-BF16 or AMX).",
-)
+@runtime_option
 @threads_option
 def predict(
     model_dir: Path,
