@@ -284,7 +284,7 @@ def test_a_tampered_cache_index_is_refused_not_read(tiny_teacher, tmp_path, tamp
         load_cache(cache)
 
 
-def test_evaluate_and_predict_commands(workspace):
+def test_evaluate_and_predict_commands(workspace, monkeypatch, tmp_path):
     runner = CliRunner()
     result = runner.invoke(cli, ["evaluate", str(workspace["teacher"]), "--data", str(workspace["data"]), "--json"])
     assert result.exit_code == 0, result.output
@@ -300,6 +300,13 @@ def test_evaluate_and_predict_commands(workspace):
     lines = predicted_lines(runner.invoke(cli, ["predict", str(workspace["teacher"]), *texts]), texts)
     assert lines[1]["entities"] == [] and lines[2]["entities"] == []
     assert {"type": "PER", "text": "李四", "start": 10, "end": 12} in lines[0]["entities"]
+
+    from distill.cli import model_commands
+
+    monkeypatch.setattr(model_commands, "PREDICT_CHUNK", 2)  # TEXTS and --input lines over several chunks
+    (tmp_path / "texts.txt").write_text("\n".join(texts[1:]) + "\n", encoding="utf-8")
+    arguments = ["predict", str(workspace["teacher"]), texts[0], "--input", str(tmp_path / "texts.txt")]
+    assert predicted_lines(runner.invoke(cli, arguments), texts) == lines
 
 
 def test_a_teacher_can_read_the_tokenizers_pieces_and_still_tag_each_character(tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -12,6 +14,9 @@ from distill.api import RUNTIMES
 from distill.tagging import json_line
 
 from .table import render_table
+
+PREDICT_CHUNK = 4096
+"""Texts predict reads, tags and writes at a time: a large input flows through in bounded memory."""
 
 # The options evaluate and predict share.
 batch_size_option = click.option(
@@ -122,7 +127,8 @@ def predict(
 
     Each line is {"text": ..., "entities": [{"type", "text", "start", "end", "confidence"}]} with
     character offsets into the text (end exclusive), whatever its length, spaces or symbols, and
-    the model's probability that the entity's span carries exactly its tags.
+    the model's probability that the entity's span carries exactly its tags. Lines are read,
+    tagged and written 4,096 at a time, so a large --input streams through in bounded memory.
 
     \b
     Examples:
@@ -131,16 +137,23 @@ def predict(
       distill predict runs/resume-student --runtime onnx "张三在北京工作"
     """
     from distill.api import load_model
-    from distill.data.lines import LineRepairs, read_lines
 
-    inputs = list(texts)
-    if input_file == "-":
-        inputs += [line.rstrip("\r\n") for line in sys.stdin]
-    elif input_file is not None:  # binary or non-UTF-8 input is refused, naming the file and line
-        inputs += [text for _, text in read_lines(input_file, LineRepairs(strict=True))]
-    if not inputs and input_file is None:
+    if not texts and input_file is None:
         raise click.UsageError("give TEXTS or --input FILE")
     model = load_model(model_dir, device, runtime, threads=threads)
-    out = sys.stdout
-    for text, entities in zip(inputs, model.predict(inputs, batch_size)):
-        out.write(json_line({"text": text, "entities": [e.as_dict() for e in entities]}) + "\n")
+    inputs, out = _inputs(texts, input_file), sys.stdout
+    while chunk := list(itertools.islice(inputs, PREDICT_CHUNK)):
+        for text, entities in zip(chunk, model.predict(chunk, batch_size)):
+            out.write(json_line({"text": text, "entities": [e.as_dict() for e in entities]}) + "\n")
+        out.flush()
+
+
+def _inputs(texts: tuple[str, ...], input_file: str | None) -> Iterator[str]:
+    """TEXTS, then each line of --input (stdin for '-'), read as they are needed."""
+    from distill.data.lines import LineRepairs, read_lines
+
+    yield from texts
+    if input_file == "-":
+        yield from (line.rstrip("\r\n") for line in sys.stdin)
+    elif input_file is not None:  # binary or non-UTF-8 input is refused, naming the file and line
+        yield from (text for _, text in read_lines(input_file, LineRepairs(strict=True)))
