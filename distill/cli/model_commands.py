@@ -128,7 +128,7 @@ def predict(
     Each line is {"text": ..., "entities": [{"type", "text", "start", "end", "confidence"}]} with
     character offsets into the text (end exclusive), whatever its length, spaces or symbols, and
     the model's probability that the entity's span carries exactly its tags. Lines are read,
-    tagged and written 4,096 at a time, so a large --input streams through in bounded memory.
+    tagged and written a few thousand at a time, so a large --input streams through in bounded memory.
 
     \b
     Examples:
