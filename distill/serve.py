@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
 from .artifacts import fingerprint
+from .errors import DistillError
 from .settings import Settings, setting
 from .tagging import Runtime, json_line
 
@@ -31,6 +34,10 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from .api import Model
+
+
+BACKLOG = 2048
+"""Connections the system queues before the server accepts them (uvicorn's default)."""
 
 
 @dataclass(kw_only=True)
@@ -209,11 +216,30 @@ def create_app(model: Model, cfg: ServeConfig) -> Starlette:
 
 
 def serve(cfg: ServeConfig) -> None:
-    """Load the model and serve it until SIGTERM or Ctrl-C (in-flight requests finish first)."""
+    """Bind the port, load the model, say where it is served (on stderr), and serve until SIGTERM
+    or Ctrl-C (in-flight requests finish first)."""
     import uvicorn
 
     from .api import load_model
 
+    listening = _listen(cfg.host, cfg.port)  # first: a port in use fails before the model loads
     model = load_model(cfg.model, runtime=cfg.runtime, threads=cfg.threads)
     model.predict(["热身"])  # the first call loads lazily held parts: before the first request, not in it
-    uvicorn.run(create_app(model, cfg), host=cfg.host, port=cfg.port, log_level="warning", access_log=False)
+    listening.listen(BACKLOG)  # from here a connection waits for the server, none is refused
+    host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+    port = listening.getsockname()[1]  # the one the system chose, for --port 0
+    print(f"serving {cfg.model} ({cfg.runtime}) on http://{host}:{port}", file=sys.stderr, flush=True)
+    config = uvicorn.Config(create_app(model, cfg), backlog=BACKLOG, log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (IPv6 for a host with a colon), or an error saying why not."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as err:
+        listening.close()
+        raise DistillError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+    return listening

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -152,6 +154,23 @@ def test_sigterm_lets_the_request_in_flight_finish(served_student):
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_port_0_serves_on_the_port_it_announces_and_a_port_in_use_is_refused(served_student):
+    command = [sys.executable, "-m", "distill", "serve", str(served_student), "--port", "0"]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        announced = server.stderr.readline()  # written once the model is loaded and the port bound
+        port = int(re.fullmatch(r"serving .* \(onnx\) on http://127\.0\.0\.1:(\d+)\n", announced).group(1))
+        assert port > 0
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=30) as response:
+            assert json.loads(response.read())["status"] == "ok"
+        second = subprocess.run([*command[:-1], str(port)], capture_output=True, text=True, timeout=60, check=False)
+        assert second.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in second.stderr
+        assert "Traceback" not in second.stderr and "serving" not in second.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "torch"])

@@ -30,5 +30,4 @@ def serve(settings: ServeConfig) -> None:
     """
     from distill.serve import serve as run
 
-    click.echo(f"serving {settings.model} ({settings.runtime}) on http://{settings.host}:{settings.port}", err=True)
     run(settings)
