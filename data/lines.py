@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,10 @@ class LineRepairs:
 
     strict: bool = False
     """Refuse (DataError) instead of repairing."""
+    strip_bom: bool = False
+    """Under ``strict``, drop a leading byte-order mark (it is not text) rather than refuse it."""
+    refusal: str = "refused because repairs are off (--strict)"
+    """Why ``strict`` refuses, as the error says it."""
     cesu8_lines: list[int] = field(default_factory=list)
     """Lines whose emoji were stored as surrogate pairs (CESU-8) and were joined back."""
     replaced_lines: list[int] = field(default_factory=list)
@@ -67,34 +72,37 @@ def _raw_lines(handle: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def read_lines(path: str | Path, repairs: LineRepairs | None = None) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` for each line of ``path``, line endings (LF, CRLF or CR) removed.
+    """``(line number, text)`` for each line of ``path`` (``-``: standard input, as bytes), line
+    endings (LF, CRLF or CR) removed.
 
     Streams: one line in memory at a time. A NUL byte means the file is not text and stops
     reading with a ``DataError`` that names the line. A leading UTF-8 byte-order mark is removed
-    (and counted; refused under ``strict``).
+    (and counted; refused under ``strict`` unless ``strip_bom``).
     """
     repairs = repairs if repairs is not None else LineRepairs()
+    if str(path) == "-":
+        yield from _decoded_lines(sys.stdin.buffer, "<stdin>", repairs)
+        return
     try:
         handle = open(path, "rb")  # noqa: SIM115 - the error must name the file; the with-block follows
     except OSError as err:
         raise DataError(f"cannot open: {err.strerror or err}", path) from None
     with handle:
-        for lineno, raw in enumerate(_raw_lines(handle), start=1):
-            if b"\x00" in raw:
-                raise DataError("contains a NUL byte: expected a text file (UTF-8), this looks binary", path, lineno)
-            body = raw
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                if repairs.strict:
-                    raise DataError(
-                        "starts with a UTF-8 byte-order mark; refused because repairs are off (--strict)", path, 1
-                    )
-                body, repairs.byte_order_mark = raw[3:], True
-            text = decode_line(body, lineno, repairs)
-            if repairs.strict and lineno in (repairs.cesu8_lines[-1:] + repairs.replaced_lines[-1:]):
-                raise DataError(
-                    "not valid UTF-8 (another encoding, e.g. GBK?): expected UTF-8 text; refused because repairs "
-                    "are off (--strict)",
-                    path,
-                    lineno,
-                )
-            yield lineno, text
+        yield from _decoded_lines(handle, path, repairs)
+
+
+def _decoded_lines(handle: Iterable[bytes], path: str | Path, repairs: LineRepairs) -> Iterator[tuple[int, str]]:
+    for lineno, raw in enumerate(_raw_lines(handle), start=1):
+        if b"\x00" in raw:
+            raise DataError("contains a NUL byte: expected a text file (UTF-8), this looks binary", path, lineno)
+        body = raw
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            if repairs.strict and not repairs.strip_bom:
+                raise DataError(f"starts with a UTF-8 byte-order mark; {repairs.refusal}", path, 1)
+            body, repairs.byte_order_mark = raw[3:], True
+        text = decode_line(body, lineno, repairs)
+        if repairs.strict and lineno in (repairs.cesu8_lines[-1:] + repairs.replaced_lines[-1:]):
+            raise DataError(
+                f"not valid UTF-8 (another encoding, e.g. GBK?): expected UTF-8 text; {repairs.refusal}", path, lineno
+            )
+        yield lineno, text

@@ -57,7 +57,7 @@ class ReadReport:
 
     def refuse(self, repair: str, line: int | None) -> None:
         """In strict mode every repair is an error naming the file and line."""
-        raise DataError(f"{repair}; refused because repairs are off (--strict)", self.path, line)
+        raise DataError(f"{repair}; {self.lines.refusal}", self.path, line)
 
     def finish(self) -> None:
         """Settle the scheme and keep the repairs that match it."""

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from distill.artifacts import write_config
 from distill.cli import cli
+from tests.conftest import predicted_lines
 
 BAD = Path(__file__).parent / "bad_inputs"
 
@@ -206,9 +207,23 @@ def test_evaluating_an_unlabeled_split_is_refused(models):
     refused(run("evaluate", models["student"], "--data", BAD / "raw_text.txt"), "no labeled sentences")
 
 
-@pytest.mark.parametrize("name, expected", [("gbk.txt", "not valid UTF-8"), ("nul_byte.txt", "NUL byte")])
-def test_predict_refuses_input_that_is_not_utf8_text(models, name, expected):
+@pytest.mark.parametrize(
+    "name, expected", [("gbk.txt", "not valid UTF-8 (another encoding"), ("nul_byte.txt", "NUL byte")]
+)
+def test_predict_refuses_input_that_is_not_utf8_text_from_a_file_or_stdin(models, name, expected):
     refused(run("predict", models["student"], "--input", BAD / name), f"{BAD / name}, line", expected)
+    command = ["predict", str(models["student"]), "--input", "-"]
+    piped = CliRunner().invoke(cli, command, input=(BAD / name).read_bytes())
+    refused(piped, "<stdin>, line", expected)
+    assert "--strict" not in piped.output  # a flag predict does not have
+
+
+def test_predict_drops_a_byte_order_mark_from_a_file_or_stdin(models, tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeff张三在北京。\r\n李四\r\n".encode())  # as Windows editors save UTF-8
+    for args, stdin in (([path], None), (["-"], path.read_bytes())):
+        result = CliRunner().invoke(cli, ["predict", str(models["student"]), "--input", *map(str, args)], input=stdin)
+        predicted_lines(result, ["张三在北京。", "李四"])
 
 
 @pytest.mark.parametrize("flag", ["--resume", "--overwrite", None])

@@ -153,7 +153,6 @@ def _inputs(texts: tuple[str, ...], input_file: str | None) -> Iterator[str]:
     from distill.data.lines import LineRepairs, read_lines
 
     yield from texts
-    if input_file == "-":
-        yield from (line.rstrip("\r\n") for line in sys.stdin)
-    elif input_file is not None:  # binary or non-UTF-8 input is refused, naming the file and line
-        yield from (text for _, text in read_lines(input_file, LineRepairs(strict=True)))
+    if input_file is not None:  # binary or non-UTF-8 input is refused, naming the file (or <stdin>) and line
+        repairs = LineRepairs(strict=True, strip_bom=True, refusal="predict tags text as given and repairs none")
+        yield from (text for _, text in read_lines(input_file, repairs))
