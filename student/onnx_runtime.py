@@ -63,7 +63,10 @@ class OnnxStudent:
         onnx_dir = Path(onnx_dir) if onnx_dir is not None else directory
         self.config = read_config(directory)
         if self.config["kind"] != "student":
-            raise DistillError(f"{directory} holds a {self.config['kind']} model: only students run on onnxruntime")
+            raise DistillError(
+                f"{directory} holds a {self.config['kind']} model: only students run on onnxruntime; "
+                "run it with --runtime torch, int8 or bf16"
+            )
         meta_path, model_path = onnx_dir / ONNX_META, onnx_dir / ONNX_FILE
         if not meta_path.is_file() or not model_path.is_file():
             raise DistillError(f"{onnx_dir} has no ONNX export: run distill export {directory} --format onnx")

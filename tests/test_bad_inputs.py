@@ -203,6 +203,11 @@ def test_raw_text_given_as_training_data_is_refused(tmp_path):
     refused(result, "line 1: no tags", "needs labeled sentences")
 
 
+def test_a_teacher_on_the_onnx_runtime_is_told_which_runtimes_it_has(models):
+    refused(run("predict", models["teacher"], "--runtime", "onnx", "张三"), "holds a teacher", "--runtime torch")
+    refused(run("evaluate", models["teacher"], "--runtime", "onnx-int8"), "holds a teacher", "--runtime torch")
+
+
 def test_evaluating_an_unlabeled_split_is_refused(models):
     refused(run("evaluate", models["student"], "--data", BAD / "raw_text.txt"), "no labeled sentences")
 
