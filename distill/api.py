@@ -52,6 +52,7 @@ class Model:
     def predict(self, texts: Sequence[str], batch_size: int = 64, confidence: bool = True) -> list[list[Entity]]:
         """Entities of each text, with offsets into that text and (``confidence``) the CRF's
         probability of each (:mod:`distill.confidence`)."""
+        _texts_not_one(texts)
         scored = self.scored if confidence else None
         return predict_entities(
             texts, self.tag_ids, self.labels, self.max_len, batch_size, self.workers, scored, self.max_batch_chars
@@ -59,6 +60,7 @@ class Model:
 
     def tag(self, texts: Sequence[str]) -> list[list[str]]:
         """One tag per character of each (non-empty) text."""
+        _texts_not_one(texts)
         return [[self.labels[i] for i in row] for row in self.tag_ids(list(texts))]
 
     def evaluate(self, sentences: Sequence[Sentence], batch_size: int = 64) -> EntityScores:
@@ -76,6 +78,12 @@ class Model:
         gold = [type(s)(s.text, convert_tags(s.tags, scheme), s.source, s.line) for s in sentences if s.tags]
         # batched as the benchmark scores the model, so the two give one F1
         return evaluate(self.tag_ids, gold, self.labels, batch_size, self.workers, self.max_batch_chars)[0]
+
+
+def _texts_not_one(texts: Sequence[str]) -> None:
+    """A lone string is a sequence of characters: taken as texts it would tag each one alone."""
+    if isinstance(texts, str):
+        raise TypeError(f"expected a list of texts, got one string: pass [text] ({texts[:20]!r}...)")
 
 
 RUNTIMES = typing.get_args(Runtime)

@@ -266,6 +266,8 @@ def test_predict_offsets_on_spaces_latin_digits_and_emoji(distilled):
     entities = [[e.as_dict() for e in row] for row in model.predict(texts)]
     assert all(0 < e.pop("confidence") <= 1 for row in entities for e in row)  # predicted_lines took the CLI's
     assert entities == [line["entities"] for line in lines]
+    with pytest.raises(TypeError, match=r"a list of texts, got one string: pass \[text\]"):
+        model.predict(texts[0])  # a string is a sequence of characters, each of which would be a text
 
 
 def test_bf16_runtime_is_for_teachers_only(distilled):
