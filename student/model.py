@@ -31,13 +31,15 @@ KIND = "student"
 
 @dataclass
 class Architecture:
-    embedding_dim: int = 128
-    hidden: int = 256
+    """The network's shape, as student-train's settings of the same names give it."""
+
+    embedding_dim: int
+    hidden: int
     """LSTM units per direction."""
-    layers: int = 1
-    dropout: float = 0.3
-    bigram_dim: int = 64
-    word_dim: int = 16
+    layers: int
+    dropout: float
+    bigram_dim: int
+    word_dim: int
 
 
 class BiLstmCrf(nn.Module):
