@@ -117,6 +117,9 @@ def load_model(
     if runtime in ("onnx", "onnx-int8"):
         from distill.student.onnx_runtime import OnnxStudent
 
+        if device.startswith("cuda"):
+            raise DistillError(f"--device {device}: the {runtime} runtime runs on CPU; on a GPU use --runtime torch")
+
         onnx = OnnxStudent(directory, onnx_dir, threads, int8=runtime == "onnx-int8")
         scored = (onnx.tag_scores, onnx.confidence_scores())
         return Model(kind, onnx.labels, onnx.config, onnx.tag_ids, max_len, onnx.workers, scored, onnx.max_batch_chars)

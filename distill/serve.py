@@ -2,7 +2,7 @@
 
 Routes: ``POST /predict`` ``{"texts": [...]}`` -> ``{"results": [{"text", "entities": [{"type",
 "text", "start", "end", "confidence"}]}]}``; ``GET /health`` (with counts of requests and
-batches; 503 if the batching task has stopped); ``GET /metadata`` (labels, runtime, fingerprint, version).
+batches; 503 if the batching task has stopped); ``GET /metadata`` (labels, runtime, device, fingerprint, version).
 
 Concurrent requests are micro-batched: the first request in opens a window of ``batch_window_ms``
 milliseconds, and the texts of every request that arrives in it (up to ``max_batch`` texts) are
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .artifacts import fingerprint
 from .errors import DistillError
-from .settings import Settings, setting
+from .settings import DEVICE_PATTERN, Settings, setting
 from .tagging import Runtime, json_line
 
 if TYPE_CHECKING:
@@ -47,6 +47,9 @@ class ServeConfig(Settings):
     port: int = setting(8080, min=0, max=65535, help="Port to listen on (0: any free one).")
     runtime: Runtime = setting(
         "onnx", help="How the model runs: onnx or onnx-int8 (students, no torch), torch, int8, bf16 (teachers)."
+    )
+    device: str = setting(
+        "cpu", pattern=DEVICE_PATTERN, help="Where a torch runtime computes: cpu, cuda, cuda:N or auto (onnx: CPU)."
     )
     threads: int = setting(0, min=0, help="CPU threads of the model's runtime (0: one per core).")
     batch_window_ms: float = setting(
@@ -165,6 +168,7 @@ def create_app(model: Model, cfg: ServeConfig) -> Starlette:
         "kind": model.kind,
         "labels": model.labels,
         "runtime": cfg.runtime,
+        "device": cfg.device,
         "fingerprint": fingerprint(model.config),
         "version": __version__,
     }
@@ -223,7 +227,7 @@ def serve(cfg: ServeConfig) -> None:
     from .api import load_model
 
     listening = _listen(cfg.host, cfg.port)  # first: a port in use fails before the model loads
-    model = load_model(cfg.model, runtime=cfg.runtime, threads=cfg.threads)
+    model = load_model(cfg.model, cfg.device, cfg.runtime, threads=cfg.threads)
     model.predict(["热身"])  # the first call loads lazily held parts: before the first request, not in it
     listening.listen(BACKLOG)  # from here a connection waits for the server, none is refused
     host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host

@@ -208,6 +208,12 @@ def test_a_teacher_on_the_onnx_runtime_is_told_which_runtimes_it_has(models):
     refused(run("evaluate", models["teacher"], "--runtime", "onnx-int8"), "holds a teacher", "--runtime torch")
 
 
+def test_the_onnx_runtimes_refuse_a_gpu_rather_than_run_on_cpu_unasked(models):
+    arguments = ["--runtime", "onnx", "--device", "cuda"]
+    refused(run("predict", models["student"], *arguments, "张三"), "--device cuda: the onnx runtime runs on CPU")
+    refused(run("serve", models["student"], *arguments, "--port", "0"), "--device cuda: the onnx runtime runs on CPU")
+
+
 def test_evaluating_an_unlabeled_split_is_refused(models):
     refused(run("evaluate", models["student"], "--data", BAD / "raw_text.txt"), "no labeled sentences")
 

@@ -52,7 +52,8 @@ def test_predict_answers_what_the_api_predicts_with_confidences(served_student):
         health = client.get("/health").json()
         assert health["status"] == "ok" and health["requests"] == 1
         metadata = client.get("/metadata").json()
-        assert metadata["runtime"] == "onnx" and metadata["kind"] == "student" and len(metadata["fingerprint"]) == 16
+        assert metadata["runtime"] == "onnx" and metadata["device"] == "cpu" and metadata["kind"] == "student"
+        assert len(metadata["fingerprint"]) == 16
         assert "O" in metadata["labels"] and metadata["version"]
 
 
