@@ -15,7 +15,7 @@ from distill.api import load_model
 from distill.benchmark import harness
 from distill.benchmark.config import BenchmarkConfig
 from distill.benchmark.harness import SCHEMA_VERSION, combine_rounds, run_benchmark
-from distill.benchmark.report import recommend, recommendation_line, render
+from distill.benchmark.report import recommend, recommendation_line, render, serving_commands
 from distill.environment import machine_line
 from distill.student.config import StudentTrainConfig
 from distill.student.export import export_onnx
@@ -141,6 +141,24 @@ def test_report_renders_again_from_json(report):
     render(out)
     assert (out / "report.md").read_text() == before
     assert "Deploy **" in before and "| model | variant | device | F1 |" in before
+    rec = report[0]["recommendation"]
+    served = next(r for r in report[0]["runs"] if f"{r['model']} [{r['variant']}, {r['device']}]" == rec["label"])
+    assert f"distill serve {served['path']} --runtime {rec['variant']}" in before
+
+
+def test_the_report_gives_the_commands_that_serve_its_choice():
+    def report(model: str, variant: str, device: str) -> dict:
+        run = {"model": model, "variant": variant, "device": device, "status": "ok", "path": "runs/my model"}
+        return {"runs": [run], "recommendation": {"label": f"{model} [{variant}, {device}]"}}
+
+    assert serving_commands(report("student", "onnx-int8", "cpu")) == [
+        "distill export 'runs/my model' --format onnx",
+        "distill serve 'runs/my model' --runtime onnx-int8 --port 8080",
+    ]
+    assert serving_commands(report("teacher", "bf16", "cuda")) == [
+        "distill serve 'runs/my model' --runtime bf16 --device cuda --port 8080"
+    ]
+    assert serving_commands({"runs": [], "recommendation": None}) == []
 
 
 def _worker_result(p50, per_second, rss, tags):

@@ -7,6 +7,7 @@ re-rendered (or merged) without measuring again.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from distill.artifacts import atomic_write, atomic_write_json
@@ -90,6 +91,19 @@ def recommendation_line(rec: dict | None) -> str:
     return line + "."
 
 
+def serving_commands(report: dict) -> list[str]:
+    """The commands that serve the recommended run as it was measured: its model directory, runtime
+    and device (a student on an onnx runtime is exported first). None without a recommendation."""
+    rec = report.get("recommendation")
+    run = next((r for r in _ok(report["runs"]) if rec and _label(r) == rec["label"]), None)
+    if run is None or not run.get("path"):
+        return []
+    path = shlex.quote(run["path"])
+    export = [f"distill export {path} --format onnx"] if run["variant"].startswith("onnx") else []
+    device = "" if run["device"] == "cpu" else f" --device {run['device']}"
+    return [*export, f"distill serve {path} --runtime {run['variant']}{device} --port 8080"]
+
+
 def _memory_phrase(saving: float) -> str:
     """The teacher's peak memory over the chosen run's, in words: "4.0x less" where the choice saves
     memory, "about the same" within 10%, else how many times the teacher's it takes."""
@@ -111,6 +125,15 @@ def markdown(report: dict) -> str:
         "",
         recommendation_line(report.get("recommendation")),
         "",
+    ]
+    if commands := serving_commands(report):
+        how = (
+            "Export it where it was trained, then serve it: serving needs only the runtime install, no torch"
+            if report["recommendation"]["variant"].startswith("onnx")
+            else "Serve it with the training stack installed"
+        )
+        lines += [f"{how} (`distill serve --help` for its limits):", "", "```bash", *commands, "```", ""]
+    lines += [
         f"Data: `{report['data']['path']}` / {report['data']['split']}: {report['data']['sentences']} sentences, "
         f"{report['data']['characters']} characters.  ",
         f"Machine: {env.get('cpu')}, {env.get('cores')} cores; torch {env['versions'].get('torch')}, "

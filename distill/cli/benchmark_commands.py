@@ -31,7 +31,7 @@ def benchmark(settings: BenchmarkConfig, render_only: bool) -> None:
       distill benchmark --model teacher=runs/resume-teacher --model student=runs/resume-student \\
           --data ../shared/data/resume --device cpu,cuda --out runs/resume-report
     """
-    from distill.benchmark.report import recommendation_line, render
+    from distill.benchmark.report import recommendation_line, render, serving_commands
 
     out = settings.out
     if render_only:
@@ -44,5 +44,7 @@ def benchmark(settings: BenchmarkConfig, render_only: bool) -> None:
 
     report = run_benchmark(settings, "distill " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     click.echo(f"report: {out / 'report.md'}\n{recommendation_line(report['recommendation'])}")
+    if commands := serving_commands(report):
+        click.echo("serve it:\n" + "\n".join(f"  {command}" for command in commands))
     if report["recommendation"] is None:
         raise click.ClickException(f"no run completed: {out / 'report.md'} gives each run's reason")

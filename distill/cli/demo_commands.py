@@ -100,7 +100,7 @@ def demo(out: Path, quick: bool, device: str) -> None:
     """
     from distill.benchmark.config import BenchmarkConfig
     from distill.benchmark.harness import run_benchmark
-    from distill.benchmark.report import recommendation_line
+    from distill.benchmark.report import recommendation_line, serving_commands
     from distill.student.config import StudentTrainConfig
     from distill.student.train import train_student
     from distill.teacher.cache import CacheConfig, build_cache
@@ -183,4 +183,6 @@ def demo(out: Path, quick: bool, device: str) -> None:
                 f"peak RSS {run['memory']['peak_rss_mb']:6.0f} MB"
             )
     click.echo("\n" + recommendation_line(report["recommendation"]))
+    if commands := serving_commands(report):
+        click.echo("serve it:\n" + "\n".join(f"  {command}" for command in commands))
     click.echo(f"\ndemo finished in {(time.time() - started) / 60:.1f} minutes")
