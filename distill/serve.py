@@ -2,7 +2,8 @@
 
 Routes: ``POST /predict`` ``{"texts": [...]}`` -> ``{"results": [{"text", "entities": [{"type",
 "text", "start", "end", "confidence"}]}]}``; ``GET /health`` (with counts of requests and
-batches; 503 if the batching task has stopped); ``GET /metadata`` (labels, runtime, device, fingerprint, version).
+batches; 503 if the batching task has stopped); ``GET /metadata`` (labels, runtime, device,
+fingerprint, version).
 
 Concurrent requests are micro-batched: the first request in opens a window of ``batch_window_ms``
 milliseconds, and the texts of every request that arrives in it (up to ``max_batch`` texts) are
