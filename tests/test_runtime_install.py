@@ -1,4 +1,4 @@
-"""The runtime install (`pip install distill`, no extras): predicts and serves an exported
+"""The runtime install (`pip install distill`, no extras): predicts, evaluates and serves an exported
 student in a fresh virtual environment that has no torch, and says what a training command needs;
 under this Python and under the oldest that setup.cfg allows (3.10), where one is installed."""
 
@@ -22,20 +22,20 @@ OLDEST = oldest_python()
 
 
 @pytest.mark.parametrize(
-    "python",
+    "interpreter",
     [
         sys.executable,
         pytest.param(OLDEST, marks=pytest.mark.skipif(OLDEST is None, reason="no Python 3.10 interpreter here")),
     ],
     ids=["this-python", "python3.10"],
 )
-def test_a_fresh_runtime_install_predicts_and_serves_without_torch(python, tiny_teacher, tmp_path):
+def test_a_fresh_runtime_install_predicts_and_serves_without_torch(interpreter, tiny_teacher, tmp_path):
     student = tmp_path / "student"
     recipe = {"epochs": 40, "hidden": 16, "embedding_dim": 16, "lr": 0.01}  # enough to tag the test split right
     train_student(StudentTrainConfig(out=student, cache=tiny_teacher["cache"], **recipe))
     export_onnx(student)
     venv = tmp_path / "venv"
-    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    subprocess.run([interpreter, "-m", "venv", str(venv)], check=True)
     python, distill = venv / "bin" / "python", venv / "bin" / "distill"
     install = subprocess.run(
         [python, "-m", "pip", "install", "--quiet", str(source_copy(tmp_path / "source"))],
