@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -227,6 +229,16 @@ def test_predict_refuses_input_that_is_not_utf8_text_from_a_file_or_stdin(models
     piped = CliRunner().invoke(cli, command, input=(BAD / name).read_bytes())
     refused(piped, "<stdin>, line", expected)
     assert "--strict" not in piped.output  # a flag predict does not have
+
+
+def test_predict_into_a_reader_that_stops_early_ends_quietly(models, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("张三在北京工作。\n" * 20_000, encoding="utf-8")  # far more than a pipe holds
+    command = [sys.executable, "-m", "distill", "predict", str(models["student"]), "--input", str(texts)]
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert json.loads(writer.stdout.readline())["text"] == "张三在北京工作。"
+    writer.stdout.close()  # as `| head -1` does
+    assert writer.wait(timeout=120) == 141 and writer.stderr.read() == b""
 
 
 def test_predict_drops_a_byte_order_mark_from_a_file_or_stdin(models, tmp_path):

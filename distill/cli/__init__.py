@@ -7,6 +7,7 @@ no torch never imports it.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -43,6 +44,9 @@ TRAINING_STACK = {
     "snownlp",
     "gensim",
 }
+
+SIGPIPE_STATUS = 141
+"""A writer's exit status when its reader has gone: what a shell reports for one killed by SIGPIPE."""
 
 # Errors whose message is the whole story for a user: shown as one paragraph, no traceback.
 USER_ERRORS = ("distill.data.errors:DataError", "distill.errors:DistillError")
@@ -84,6 +88,9 @@ class LazyGroup(click.Group):
             if not _lacks_training_stack(ctx, err):
                 raise
             raise click.ClickException(_training_stack_message(ctx.invoked_subcommand, err)) from None
+        except BrokenPipeError:  # what read our output stopped early (`| head`): end quietly, as cat does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exiting flushes nowhere
+            sys.exit(SIGPIPE_STATUS)
         except _user_error_types() as err:
             if ctx.find_root().params.get("debug"):
                 raise
