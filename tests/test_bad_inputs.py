@@ -5,6 +5,7 @@ traceback; or, for conventional repairs, a count in the report and an error unde
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -239,6 +240,14 @@ def test_predict_into_a_reader_that_stops_early_ends_quietly(models, tmp_path):
     assert json.loads(writer.stdout.readline())["text"] == "张三在北京工作。"
     writer.stdout.close()  # as `| head -1` does
     assert writer.wait(timeout=120) == 141 and writer.stderr.read() == b""
+
+
+def test_predict_writes_utf8_json_lines_whatever_the_locale(models):
+    command = [sys.executable, "-m", "distill", "predict", str(models["student"]), "张三在北京。"]
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}  # a terminal that cannot show Chinese
+    result = subprocess.run(command, capture_output=True, env=env, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    assert json.loads(result.stdout.decode("utf-8"))["text"] == "张三在北京。"
 
 
 def test_predict_drops_a_byte_order_mark_from_a_file_or_stdin(models, tmp_path):

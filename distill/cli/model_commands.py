@@ -141,10 +141,10 @@ def predict(
     if not texts and input_file is None:
         raise click.UsageError("give TEXTS or --input FILE")
     model = load_model(model_dir, device, runtime, threads=threads)
-    inputs, out = _inputs(texts, input_file), sys.stdout
+    inputs, out = _inputs(texts, input_file), sys.stdout.buffer  # UTF-8 whatever the locale
     while chunk := list(itertools.islice(inputs, PREDICT_CHUNK)):
         for text, entities in zip(chunk, model.predict(chunk, batch_size)):
-            out.write(json_line({"text": text, "entities": [e.as_dict() for e in entities]}) + "\n")
+            out.write((json_line({"text": text, "entities": [e.as_dict() for e in entities]}) + "\n").encode())
         out.flush()
 
 
