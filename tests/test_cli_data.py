@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,16 @@ def test_version_and_help_list_commands():
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "distill", "--version"], capture_output=True, text=True, check=True)
     assert __version__ in out.stdout
+
+
+def test_a_terminal_that_cannot_show_chinese_gets_escapes_not_a_traceback(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.txt").write_text("张\tB-人名\n三\tE-人名\n\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+    command = [sys.executable, "-m", "distill", "data", "stats", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "\\u4eba\\u540d" in result.stdout  # 人名, the entity type
 
 
 def test_stats_table_and_json(write):

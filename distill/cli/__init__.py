@@ -155,4 +155,7 @@ def cli(debug: bool) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show Chinese shows escapes, not a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     sys.exit(cli.main(prog_name="distill"))
