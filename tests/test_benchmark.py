@@ -19,6 +19,7 @@ from distill.benchmark.report import recommend, recommendation_line, render, ser
 from distill.environment import machine_line
 from distill.student.config import StudentTrainConfig
 from distill.student.export import export_onnx
+from distill.student.onnx_runtime import cgroup_cpu_limit, usable_cores
 from distill.student.train import train_student
 
 RUN_FIELDS = {
@@ -319,6 +320,25 @@ def test_onnx_deployment_process_never_imports_torch(student_dir, runtime):
         confidences = [entity.pop("confidence") for row in got for entity in row]
         assert got == [[{k: v for k, v in e.as_dict().items() if k != "confidence"} for e in row] for row in expected]
         assert confidences == pytest.approx([e.confidence for row in expected for e in row], abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "files, limit",
+    [
+        ({"cpu.max": "200000 100000\n"}, 2),  # cgroup v2: docker --cpus 2
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 cores: two workers, each often waiting
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({}, None),
+    ],
+)
+def test_a_containers_cpu_limit_caps_the_onnx_workers(tmp_path, files, limit):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpu_limit(tmp_path) == limit
+    assert usable_cores(tmp_path) == min(usable_cores(tmp_path / "none"), limit or 10**6)
 
 
 def test_onnx_student_tags_batches_on_threads_in_order(student_dir):
