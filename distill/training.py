@@ -36,9 +36,13 @@ def adamw(params: Iterable[torch.nn.Parameter] | Iterable[dict], **settings: Any
 
 
 def use_threads(threads: int) -> None:
-    """Let torch use ``threads`` CPU threads (0: leave its default, one per core)."""
-    if threads:
-        torch.set_num_threads(threads)
+    """Let torch use ``threads`` CPU threads (0: its default, one per core, but no more than a
+    container's CPU limit allows: :func:`distill.cpus.cgroup_cpu_limit`)."""
+    from .cpus import cgroup_cpu_limit
+
+    limit = None if threads else cgroup_cpu_limit()
+    if threads or (limit and limit < torch.get_num_threads()):
+        torch.set_num_threads(threads or limit)
 
 
 def check_finite(loss: torch.Tensor, epoch: int, out: Path) -> None:

@@ -16,10 +16,10 @@ from distill.benchmark import harness
 from distill.benchmark.config import BenchmarkConfig
 from distill.benchmark.harness import SCHEMA_VERSION, combine_rounds, run_benchmark
 from distill.benchmark.report import recommend, recommendation_line, render, serving_commands
+from distill.cpus import cgroup_cpu_limit, usable_cores
 from distill.environment import machine_line
 from distill.student.config import StudentTrainConfig
 from distill.student.export import export_onnx
-from distill.student.onnx_runtime import cgroup_cpu_limit, usable_cores
 from distill.student.train import train_student
 
 RUN_FIELDS = {
@@ -339,6 +339,25 @@ def test_a_containers_cpu_limit_caps_the_onnx_workers(tmp_path, files, limit):
         (tmp_path / name).write_text(text)
     assert cgroup_cpu_limit(tmp_path) == limit
     assert usable_cores(tmp_path) == min(usable_cores(tmp_path / "none"), limit or 10**6)
+
+
+def test_torch_threads_stay_within_a_containers_cpu_limit(monkeypatch):
+    from distill import cpus
+    from distill.training import use_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(cpus, "cgroup_cpu_limit", lambda: 1)
+        use_threads(0)  # torch's default, within the limit
+        assert torch.get_num_threads() == 1
+        use_threads(2)  # asked for: as asked
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr(cpus, "cgroup_cpu_limit", lambda: None)
+        use_threads(0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_onnx_student_tags_batches_on_threads_in_order(student_dir):

@@ -26,6 +26,7 @@ CORE = {
     "distill.cache",
     "distill.confidence",
     "distill.checkpoint",
+    "distill.cpus",
     "distill.crf",
     "distill.environment",
     "distill.errors",
