@@ -93,7 +93,7 @@ def recommendation_line(rec: dict | None) -> str:
 
 def serving_commands(report: dict) -> list[str]:
     """The commands that serve the recommended run as it was measured: its model directory, runtime
-    and device (a student on an onnx runtime is exported first). None without a recommendation."""
+    and device (a student on an onnx runtime is exported first); none without a recommendation."""
     rec = report.get("recommendation")
     run = next((r for r in _ok(report["runs"]) if rec and _label(r) == rec["label"]), None)
     if run is None or not run.get("path"):
