@@ -278,6 +278,19 @@ def test_bf16_runtime_is_for_teachers_only(distilled):
         load_model(out, runtime="bf16")
 
 
+def test_int8_runtime_tags_like_fp32_without_warnings(distilled):
+    import warnings
+
+    from distill.api import load_model
+
+    out, _ = distilled
+    texts = ["张三在北京大学工作。", "李四是上海公司的经理"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's deprecation notices would reach every --runtime int8 user
+        quantized = load_model(out, runtime="int8")
+    assert quantized.tag(texts) == load_model(out).tag(texts)
+
+
 def test_linear_lr_decay_falls_each_epoch(tiny_teacher, tmp_path):
     out = tmp_path / "decayed"
     train_student(StudentTrainConfig(out=out, cache=tiny_teacher["cache"], lr=0.004, **TINY))  # linear: the default
