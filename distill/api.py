@@ -153,8 +153,8 @@ def load_model(
 def quantize_int8(net: torch.nn.Module) -> torch.nn.Module:
     """PyTorch's dynamic INT8 quantisation of a network's Linear and LSTM layers.
 
-    torch marks this eager-mode API and its quantised tensors deprecated, pointing to torchao, but it
-    is still the one that holds a dynamically quantised LSTM. Its warnings are silenced because every
+    torch marks this eager-mode API and its quantised tensors deprecated, pointing to torchao; it is
+    where this runtime's quantised LSTM comes from. Its warnings are silenced because every
     ``--runtime int8`` user would see them and none could act on them; when torch removes the API,
     the int8 tests fail and say so.
     """
